@@ -1,0 +1,1 @@
+"""Low-level network engines shared by several probe kinds."""

@@ -1,0 +1,54 @@
+"""The agent's record of one round of one check, before it goes on the wire."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from agent.stats import RttSummary
+from slawatch.v1 import observation_pb2 as pb
+
+# Outcome and error class values are the wire enums themselves: one taxonomy,
+# defined once in proto/slawatch/v1/observation.proto.
+Outcome = pb.Outcome
+ErrorClass = pb.ErrorClass
+
+
+@dataclass(slots=True)
+class Observation:
+    check_id: str
+    kind: pb.CheckKind
+    target: str
+    start_unix_ns: int
+    duration_ns: int
+    outcome: pb.Outcome
+    error_class: pb.ErrorClass = pb.ERROR_CLASS_NONE
+    error_detail: str = ""
+    packets_sent: int = 0
+    packets_received: int = 0
+    rtt_samples_ns: list[int] = field(default_factory=list)
+
+    @property
+    def rtt(self) -> RttSummary | None:
+        return RttSummary.of(self.rtt_samples_ns)
+
+    def to_wire(self) -> pb.Observation:
+        message = pb.Observation(
+            check_id=self.check_id,
+            kind=self.kind,
+            target=self.target,
+            start_unix_ns=self.start_unix_ns,
+            duration_ns=self.duration_ns,
+            outcome=self.outcome,
+            error_class=self.error_class,
+            error_detail=self.error_detail,
+            packets_sent=self.packets_sent,
+            packets_received=self.packets_received,
+        )
+        summary = self.rtt
+        if summary is not None:
+            message.rtt.min_ns = summary.min_ns
+            message.rtt.mean_ns = summary.mean_ns
+            message.rtt.max_ns = summary.max_ns
+            message.rtt.stddev_ns = summary.stddev_ns
+            message.rtt.samples_ns.extend(self.rtt_samples_ns)
+        return message

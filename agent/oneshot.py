@@ -1,0 +1,101 @@
+"""A network engineer's one-shot probes: no collector, just numbers on the terminal."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.net.icmp_engine import IcmpEngine
+from agent.probes.tcp import connect_once
+from agent.stats import percentile, wilson_interval
+from slawatch.v1 import observation_pb2 as pb
+
+
+@dataclass(slots=True)
+class OneShotReport:
+    kind: str
+    target: str
+    sent: int
+    received: int
+    rtts_ns: list[int]
+    # How each probe ended (ok, timeout, refused ...), for kinds that say so.
+    outcomes: Counter[str] = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, Any]:
+        lost = self.sent - self.received
+        low, high = wilson_interval(lost, self.sent)
+        report: dict[str, Any] = {
+            "kind": self.kind,
+            "target": self.target,
+            "sent": self.sent,
+            "received": self.received,
+            "loss_ratio": lost / self.sent if self.sent else None,
+            "loss_percent": round(100 * lost / self.sent, 4) if self.sent else None,
+            "loss_ci95": [round(low, 6), round(high, 6)],
+            "rtt_ms": _rtt_ms(sorted(self.rtts_ns)),
+        }
+        if self.outcomes:
+            report["outcomes"] = dict(self.outcomes)
+        return report
+
+    def as_text(self) -> str:
+        d = self.as_dict()
+        low, high = d["loss_ci95"]
+        loss = f"{d['loss_percent']:.2f}%" if d["loss_percent"] is not None else "n/a"
+        lines = [
+            f"{self.kind} {self.target}: {self.sent} sent, {self.received} received, "
+            f"{loss} loss (95% interval {100 * low:.2f}% - {100 * high:.2f}%)"
+        ]
+        rtt = d["rtt_ms"]
+        if rtt:
+            lines.append(
+                "rtt min/mean/p50/p99/max = "
+                + "/".join(f"{rtt[k]:.3f}" for k in ("min", "mean", "p50", "p99", "max"))
+                + " ms"
+            )
+        if self.outcomes:
+            lines.append("outcomes: " + ", ".join(f"{k} {v}" for k, v in self.outcomes.items()))
+        return "\n".join(lines)
+
+
+def _rtt_ms(sorted_ns: list[int]) -> dict[str, float] | None:
+    if not sorted_ns:
+        return None
+    return {
+        "min": sorted_ns[0] / 1e6,
+        "mean": sum(sorted_ns) / len(sorted_ns) / 1e6,
+        "p50": percentile(sorted_ns, 50) / 1e6,
+        "p99": percentile(sorted_ns, 99) / 1e6,
+        "max": sorted_ns[-1] / 1e6,
+    }
+
+
+async def probe_icmp(target: str, count: int, interval: float, timeout: float) -> OneShotReport:
+    destination = str(ipaddress.ip_address(target))
+    engine = IcmpEngine()
+    try:
+        result = await engine.ping(destination, count, interval, timeout)
+    finally:
+        engine.close()
+    outcomes: Counter[str] = Counter()
+    for reason, n in result.unreachable.items():
+        outcomes[f"unreachable_{reason.name.lower()}"] += n
+    return OneShotReport("icmp", target, result.sent, result.received, result.rtts_ns, outcomes)
+
+
+async def probe_tcp(
+    host: str, port: int, count: int, interval: float, timeout: float
+) -> OneShotReport:
+    rtts: list[int] = []
+    outcomes: Counter[str] = Counter()
+    for index in range(count):
+        if index:
+            await asyncio.sleep(interval)
+        attempt = await connect_once(host, port, timeout)
+        outcomes[pb.Outcome.Name(attempt.outcome).removeprefix("OUTCOME_").lower()] += 1
+        if attempt.outcome == pb.OUTCOME_OK:
+            rtts.append(attempt.rtt_ns)
+    return OneShotReport("tcp", f"{host}:{port}", count, len(rtts), rtts, outcomes)

@@ -1,0 +1,99 @@
+"""TCP connect: time to complete the handshake; refused, timed out and unreachable told apart."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+import time
+
+from agent.config import CheckConfig, parse_host_port
+from agent.observation import Observation
+from agent.probes.base import RoundClock
+from slawatch.v1 import observation_pb2 as pb
+
+_CONNECT_ERRNO: dict[int, tuple[pb.Outcome, pb.ErrorClass]] = {
+    errno.ECONNREFUSED: (pb.OUTCOME_REFUSED, pb.ERROR_CLASS_CONNECT_REFUSED),
+    errno.EHOSTUNREACH: (pb.OUTCOME_UNREACHABLE, pb.ERROR_CLASS_HOST_UNREACHABLE),
+    errno.ENETUNREACH: (pb.OUTCOME_UNREACHABLE, pb.ERROR_CLASS_NET_UNREACHABLE),
+    errno.EACCES: (pb.OUTCOME_UNREACHABLE, pb.ERROR_CLASS_ADMIN_PROHIBITED),
+    errno.EPERM: (pb.OUTCOME_UNREACHABLE, pb.ERROR_CLASS_ADMIN_PROHIBITED),
+    errno.ETIMEDOUT: (pb.OUTCOME_TIMEOUT, pb.ERROR_CLASS_CONNECT_TIMEOUT),
+}
+
+
+class ConnectAttempt:
+    """The result of one connect: RTT on success, else outcome, class and detail."""
+
+    __slots__ = ("detail", "error_class", "outcome", "rtt_ns")
+
+    def __init__(
+        self,
+        outcome: pb.Outcome,
+        error_class: pb.ErrorClass = pb.ERROR_CLASS_NONE,
+        detail: str = "",
+        rtt_ns: int = 0,
+    ) -> None:
+        self.outcome = outcome
+        self.error_class = error_class
+        self.detail = detail
+        self.rtt_ns = rtt_ns
+
+
+async def connect_once(host: str, port: int, timeout: float) -> ConnectAttempt:
+    """One non-blocking connect to a literal address or a name."""
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        return ConnectAttempt(pb.OUTCOME_ERROR, pb.ERROR_CLASS_DNS_FAILURE, str(exc))
+    family, _type, proto, _name, address = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM, proto)
+    sock.setblocking(False)
+    started = time.monotonic_ns()
+    try:
+        async with asyncio.timeout(timeout):
+            await loop.sock_connect(sock, address)
+        return ConnectAttempt(pb.OUTCOME_OK, rtt_ns=time.monotonic_ns() - started)
+    except TimeoutError:
+        return ConnectAttempt(
+            pb.OUTCOME_TIMEOUT, pb.ERROR_CLASS_CONNECT_TIMEOUT, f"no answer in {timeout:g}s"
+        )
+    except OSError as exc:
+        outcome, error_class = _CONNECT_ERRNO.get(
+            exc.errno or 0, (pb.OUTCOME_ERROR, pb.ERROR_CLASS_LOCAL_ERROR)
+        )
+        return ConnectAttempt(outcome, error_class, exc.strerror or str(exc))
+    finally:
+        sock.close()
+
+
+class TcpProbe:
+    def __init__(self, check: CheckConfig) -> None:
+        self.check = check
+        self._host, self._port = parse_host_port(check.target)
+
+    async def run_round(self) -> Observation:
+        clock = RoundClock()
+        check = self.check
+        attempts: list[ConnectAttempt] = []
+        for index in range(check.packets):
+            if index:
+                await asyncio.sleep(check.spacing)
+            attempts.append(await connect_once(self._host, self._port, check.timeout))
+        rtts = [a.rtt_ns for a in attempts if a.outcome == pb.OUTCOME_OK]
+        # The round is OK if any connect succeeded; else the last failure says why.
+        last = attempts[-1] if not rtts else ConnectAttempt(pb.OUTCOME_OK)
+        return Observation(
+            check_id=check.id,
+            kind=pb.CHECK_KIND_TCP,
+            target=check.target,
+            start_unix_ns=clock.start_unix_ns,
+            duration_ns=clock.elapsed_ns(),
+            outcome=last.outcome,
+            error_class=last.error_class,
+            error_detail=last.detail,
+            packets_sent=len(attempts),
+            packets_received=len(rtts),
+            rtt_samples_ns=rtts,
+        )

@@ -1,0 +1,201 @@
+"""``slawatch-collector``: run the collector, or show what it has stored."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from collector import __version__
+from collector.errors import CollectorError
+from collector.ingest.validate import Limits
+from collector.local_agent import start_local_agent, stop_local_agent
+from collector.server import CollectorServer, CollectorSettings
+from collector.summary import check_summaries, format_table
+
+
+def _fail(message: str) -> None:
+    click.echo(f"slawatch-collector: {message}", err=True)
+    sys.exit(2)
+
+
+def _host_port(value: str, option: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535 or not host:
+        raise click.BadParameter(f"{value!r} is not HOST:PORT", param_hint=option)
+    return host.strip("[]"), int(port)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="slawatch-collector")
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
+def main(log_level: str) -> None:
+    """slawatch collector: ingest observations, store them, export metrics."""
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+@main.command()
+@click.option(
+    "--listen", default="127.0.0.1:4317", show_default=True, help="gRPC address agents connect to."
+)
+@click.option(
+    "--db",
+    "db_path",
+    default="slawatch-data/collector.db",
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="SQLite store.",
+)
+@click.option(
+    "--metrics-listen",
+    default="127.0.0.1:9108",
+    show_default=True,
+    help="Where /metrics is served for Prometheus.",
+)
+@click.option(
+    "--max-check-series",
+    default=10_000,
+    show_default=True,
+    type=click.IntRange(1, 10_000_000),
+    help="Bound on exported per-check series.",
+)
+@click.option(
+    "--max-observation-age-days",
+    default=40.0,
+    show_default=True,
+    type=click.FloatRange(0, 3650, min_open=True),
+    help="Reject observations older than this.",
+)
+@click.option(
+    "--summary-interval",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, 3600),
+    help="Print a table of stored results every N seconds (0: never).",
+)
+@click.option(
+    "--local-agent",
+    "local_agent",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also run a slawatch-agent with this config, pointed at this collector.",
+)
+@click.option(
+    "--duration",
+    type=click.FloatRange(0, min_open=True),
+    help="Stop after this many seconds (default: until SIGINT/SIGTERM).",
+)
+def run(
+    listen: str,
+    db_path: Path,
+    metrics_listen: str,
+    max_check_series: int,
+    max_observation_age_days: float,
+    summary_interval: float,
+    local_agent: Path | None,
+    duration: float | None,
+) -> None:
+    """Run the collector."""
+    _host_port(listen, "--listen")
+    metrics_host, metrics_port = _host_port(metrics_listen, "--metrics-listen")
+    settings = CollectorSettings(
+        listen=listen,
+        db_path=db_path,
+        metrics_host=metrics_host,
+        metrics_port=metrics_port,
+        limits=Limits(max_age_ns=int(max_observation_age_days * 86_400e9)),
+        max_check_series=max_check_series,
+    )
+    try:
+        asyncio.run(_serve(settings, summary_interval, local_agent, duration))
+    except CollectorError as exc:
+        _fail(str(exc))
+
+
+async def _serve(
+    settings: CollectorSettings,
+    summary_interval: float,
+    local_agent: Path | None,
+    duration: float | None,
+) -> None:
+    server = CollectorServer(settings)
+    await server.start()
+    started_ns = time.time_ns()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    click.echo(
+        f"slawatch collector on {settings.listen}; store {settings.db_path}; "
+        f"metrics at http://{settings.metrics_host}:{settings.metrics_port}/metrics"
+    )
+    agent = None
+    summaries = None
+    try:
+        if local_agent is not None:
+            agent = await start_local_agent(local_agent, f"127.0.0.1:{server.grpc_port}")
+        if summary_interval > 0:
+            summaries = asyncio.create_task(
+                _print_summaries(settings.db_path, started_ns, summary_interval)
+            )
+        waits: set[asyncio.Task[object]] = {asyncio.create_task(stop.wait())}
+        if agent is not None:
+            waits.add(asyncio.create_task(agent.wait()))
+        await asyncio.wait(waits, timeout=duration, return_when=asyncio.FIRST_COMPLETED)
+        for task in waits:
+            task.cancel()
+        if agent is not None and agent.returncode is not None and not stop.is_set():
+            click.echo(f"local agent exited with status {agent.returncode}", err=True)
+    finally:
+        if agent is not None:
+            await stop_local_agent(agent)
+        if summaries is not None:
+            summaries.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await summaries
+        await server.stop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+    if summary_interval > 0:
+        click.echo("\nfinal:\n" + format_table(check_summaries(settings.db_path, started_ns)))
+    if agent is not None and agent.returncode not in (0, -signal.SIGTERM):
+        _fail(f"local agent failed (exit status {agent.returncode})")
+
+
+async def _print_summaries(db_path: Path, since_ns: int, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        rows = await asyncio.to_thread(check_summaries, db_path, since_ns)
+        stamp = dt.datetime.now().strftime("%H:%M:%S")
+        click.echo(f"\n[{stamp}] results since start\n{format_table(rows)}")
+
+
+@main.command()
+@click.option(
+    "--db",
+    "db_path",
+    default="slawatch-data/collector.db",
+    show_default=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+)
+@click.option("--since-minutes", default=60.0, show_default=True, type=click.FloatRange(0))
+def summary(db_path: Path, since_minutes: float) -> None:
+    """Print a table of stored results per check."""
+    since_ns = time.time_ns() - int(since_minutes * 60e9) if since_minutes else 0
+    try:
+        click.echo(format_table(check_summaries(db_path, since_ns)))
+    except CollectorError as exc:
+        _fail(str(exc))

@@ -1,0 +1,213 @@
+"""Prometheus metrics of the collector: probe results per check, agents, and ingest.
+
+Naming follows Prometheus conventions: base units (seconds, bytes, ratios),
+``_total`` for counters, a ``slawatch_`` prefix. Label cardinality is bounded:
+per-check series carry only agent, check, kind and target, and at most
+``max_check_series`` distinct checks are exported; observations beyond that
+still get stored, and are counted in ``slawatch_metrics_series_limited_total``.
+
+The RTT histogram's buckets start at 25 us and double up to about 13 s, fine
+enough to tell LAN round trips apart (smokeping_prober uses the same idea).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from collector.store.sqlite import ERROR_CLASS_NAMES, KIND_NAMES, OUTCOME_NAMES
+from slawatch.v1 import observation_pb2 as pb
+from slawatch.v1 import uplink_pb2 as up
+
+RTT_BUCKETS = tuple(25e-6 * 2**k for k in range(20))
+CHECK_LABELS = ("agent", "check", "kind", "target")
+
+
+@dataclass(slots=True)
+class _AgentState:
+    connected: bool = False
+    sessions: int = 0
+    heartbeat: up.Heartbeat | None = None
+    heartbeat_received: float = 0.0
+
+
+class _AgentCollector(Collector):
+    """Agent liveness and the host snapshot from each agent's last heartbeat."""
+
+    def __init__(self, agents: dict[str, _AgentState]) -> None:
+        self._agents = agents
+
+    def collect(self) -> Iterator[Metric]:
+        connected = GaugeMetricFamily(
+            "slawatch_agent_connected",
+            "1 while the agent has an open uplink stream.",
+            labels=["agent"],
+        )
+        sessions = CounterMetricFamily(
+            "slawatch_agent_sessions", "Uplink streams the agent has opened.", labels=["agent"]
+        )
+        last = GaugeMetricFamily(
+            "slawatch_agent_last_heartbeat_timestamp_seconds",
+            "When the agent's last heartbeat arrived.",
+            labels=["agent"],
+        )
+        rss = GaugeMetricFamily(
+            "slawatch_agent_resident_memory_bytes", "The agent process's RSS.", labels=["agent"]
+        )
+        cpu = CounterMetricFamily(
+            "slawatch_agent_cpu_seconds", "CPU time used by the agent process.", labels=["agent"]
+        )
+        skipped = CounterMetricFamily(
+            "slawatch_agent_rounds_skipped",
+            "Rounds skipped because the previous one overran.",
+            labels=["agent"],
+        )
+        load = GaugeMetricFamily(
+            "slawatch_node_load1", "Node 1-minute load average.", labels=["agent"]
+        )
+        memory = GaugeMetricFamily(
+            "slawatch_node_memory_used_ratio", "Node memory in use.", labels=["agent"]
+        )
+        boot = GaugeMetricFamily(
+            "slawatch_node_boot_time_seconds", "Node boot time.", labels=["agent"]
+        )
+        for agent_id, state in sorted(self._agents.items()):
+            connected.add_metric([agent_id], 1.0 if state.connected else 0.0)
+            sessions.add_metric([agent_id], state.sessions)
+            if state.heartbeat is None:
+                continue
+            host = state.heartbeat.host
+            last.add_metric([agent_id], state.heartbeat_received)
+            rss.add_metric([agent_id], host.agent_rss_bytes)
+            cpu.add_metric([agent_id], host.agent_cpu_seconds)
+            skipped.add_metric([agent_id], host.rounds_skipped)
+            load.add_metric([agent_id], host.load1)
+            memory.add_metric([agent_id], host.memory_used_ratio)
+            boot.add_metric([agent_id], host.boot_time_unix)
+        yield from (connected, sessions, last, rss, cpu, skipped, load, memory, boot)
+
+
+class CollectorMetrics:
+    def __init__(
+        self, registry: CollectorRegistry | None = None, max_check_series: int = 10_000
+    ) -> None:
+        self.registry = registry or CollectorRegistry()
+        self._max_check_series = max_check_series
+        self._check_series: set[tuple[str, str, str, str]] = set()
+        self._agents: dict[str, _AgentState] = {}
+        r = self.registry
+        self.packets_sent = Counter(
+            "slawatch_probe_packets_sent_total",
+            "Probe packets sent (echoes, connects ...).",
+            CHECK_LABELS,
+            registry=r,
+        )
+        self.packets_received = Counter(
+            "slawatch_probe_packets_received_total",
+            "Probe packets answered.",
+            CHECK_LABELS,
+            registry=r,
+        )
+        self.rounds = Counter(
+            "slawatch_probe_rounds_total",
+            "Probe rounds by outcome.",
+            (*CHECK_LABELS, "outcome"),
+            registry=r,
+        )
+        self.round_errors = Counter(
+            "slawatch_probe_round_errors_total",
+            "Failed probe rounds by error class.",
+            (*CHECK_LABELS, "error_class"),
+            registry=r,
+        )
+        self.success = Gauge(
+            "slawatch_probe_success",
+            "1 if the check's last round succeeded, else 0.",
+            CHECK_LABELS,
+            registry=r,
+        )
+        self.last_round = Gauge(
+            "slawatch_probe_last_round_timestamp_seconds",
+            "Start of the check's last round.",
+            CHECK_LABELS,
+            registry=r,
+        )
+        self.rtt = Histogram(
+            "slawatch_probe_rtt_seconds",
+            "Round-trip time of each answered probe.",
+            CHECK_LABELS,
+            buckets=RTT_BUCKETS,
+            registry=r,
+        )
+        self.batches = Counter(
+            "slawatch_ingest_batches_total",
+            "Observation batches received, by result.",
+            ("result",),
+            registry=r,
+        )
+        self.observations = Counter(
+            "slawatch_ingest_observations_total", "Observations stored.", registry=r
+        )
+        self.rejections = Counter(
+            "slawatch_ingest_rejections_total",
+            "Messages rejected, by the rule they broke.",
+            ("rule",),
+            registry=r,
+        )
+        self.series_limited = Counter(
+            "slawatch_metrics_series_limited_total",
+            "Stored observations not exported because the check series limit was reached.",
+            registry=r,
+        )
+        self.commit_seconds = Histogram(
+            "slawatch_store_commit_duration_seconds",
+            "Time to commit one group of writes.",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+            registry=r,
+        )
+        r.register(_AgentCollector(self._agents))
+
+    def _agent(self, agent_id: str) -> _AgentState:
+        return self._agents.setdefault(agent_id, _AgentState())
+
+    def agent_connected(self, agent_id: str) -> None:
+        state = self._agent(agent_id)
+        state.connected = True
+        state.sessions += 1
+
+    def agent_disconnected(self, agent_id: str) -> None:
+        self._agent(agent_id).connected = False
+
+    def heartbeat(self, agent_id: str, heartbeat: up.Heartbeat) -> None:
+        state = self._agent(agent_id)
+        state.heartbeat = heartbeat
+        state.heartbeat_received = time.time()
+
+    def stored(self, agent_id: str, observations: list[pb.Observation]) -> None:
+        self.batches.labels("accepted").inc()
+        self.observations.inc(len(observations))
+        for o in observations:
+            self._observe(agent_id, o)
+
+    def _observe(self, agent_id: str, o: pb.Observation) -> None:
+        key = (agent_id, o.check_id, KIND_NAMES[o.kind], o.target)
+        if key not in self._check_series:
+            if len(self._check_series) >= self._max_check_series:
+                self.series_limited.inc()
+                return
+            self._check_series.add(key)
+        self.packets_sent.labels(*key).inc(o.packets_sent)
+        self.packets_received.labels(*key).inc(o.packets_received)
+        self.rounds.labels(*key, OUTCOME_NAMES[o.outcome]).inc()
+        if o.outcome != pb.OUTCOME_OK:
+            self.round_errors.labels(*key, ERROR_CLASS_NAMES[o.error_class]).inc()
+        self.success.labels(*key).set(1.0 if o.outcome == pb.OUTCOME_OK else 0.0)
+        self.last_round.labels(*key).set(o.start_unix_ns / 1e9)
+        histogram = self.rtt.labels(*key)
+        for sample in o.rtt.samples_ns:
+            histogram.observe(sample / 1e9)

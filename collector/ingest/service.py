@@ -1,0 +1,154 @@
+"""The Uplink gRPC service: authenticate-later, validate, store, then ack.
+
+Per stream: the first message must be a hello; then batches and heartbeats
+in any order. A batch is acked only after the store has committed it. A
+batch that breaks the contract is answered REJECTED with the reason and
+nothing of it is stored; a stream that breaks the protocol itself (no hello,
+a second hello, an empty message) is aborted with INVALID_ARGUMENT or
+FAILED_PRECONDITION.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+
+import grpc
+
+from collector import __version__
+from collector.errors import InvalidMessage, StoreError
+from collector.exporters.metrics import CollectorMetrics
+from collector.ingest.validate import (
+    Limits,
+    validate_batch,
+    validate_envelope,
+    validate_heartbeat,
+    validate_hello,
+)
+from collector.store.sqlite import BatchResult, Store
+from slawatch.v1 import uplink_pb2 as up
+from slawatch.v1 import uplink_pb2_grpc as up_grpc
+
+log = logging.getLogger(__name__)
+
+Context = grpc.aio.ServicerContext[up.AgentMessage, up.CollectorMessage]
+
+
+class UplinkService(up_grpc.UplinkServicer):
+    def __init__(self, store: Store, metrics: CollectorMetrics, limits: Limits) -> None:
+        self._store = store
+        self._metrics = metrics
+        self._limits = limits
+
+    async def _abort(self, context: Context, code: grpc.StatusCode, error: InvalidMessage) -> None:
+        self._metrics.rejections.labels(error.rule).inc()
+        log.warning("%s: aborting stream: %s", context.peer(), error)
+        await context.abort(code, str(error))
+
+    async def Stream(
+        self,
+        request_iterator: AsyncIterator[up.AgentMessage],
+        context: Context,
+    ) -> AsyncIterator[up.CollectorMessage]:
+        first = await anext(aiter(request_iterator), None)
+        if first is None:
+            return
+        hello = await self._accept_hello(first, context)
+        agent_id, epoch = hello.agent_id, hello.sequence_epoch
+        try:
+            last_stored = await self._store.record_agent(hello, time.time_ns())
+        except StoreError as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"store unavailable: {exc}")
+        log.info("agent %s connected from %s (epoch %d)", agent_id, context.peer(), epoch)
+        self._metrics.agent_connected(agent_id)
+        try:
+            yield up.CollectorMessage(
+                hello_ack=up.HelloAck(
+                    collector_version=__version__, last_stored_sequence=last_stored
+                )
+            )
+            async for message in request_iterator:
+                ack = await self._handle(agent_id, epoch, message, context)
+                if ack is not None:
+                    yield up.CollectorMessage(batch_ack=ack)
+        finally:
+            self._metrics.agent_disconnected(agent_id)
+            log.info("agent %s disconnected", agent_id)
+
+    async def _accept_hello(self, first: up.AgentMessage, context: Context) -> up.Hello:
+        try:
+            validate_envelope(first)
+            if first.WhichOneof("body") != "hello":
+                raise InvalidMessage("protocol", "the first message of a stream must be a hello")
+            validate_hello(first.hello)
+        except InvalidMessage as exc:
+            code = (
+                grpc.StatusCode.FAILED_PRECONDITION
+                if exc.rule == "protocol"
+                else grpc.StatusCode.INVALID_ARGUMENT
+            )
+            await self._abort(context, code, exc)
+        return first.hello
+
+    async def _handle(
+        self,
+        agent_id: str,
+        epoch: int,
+        message: up.AgentMessage,
+        context: Context,
+    ) -> up.BatchAck | None:
+        try:
+            validate_envelope(message)
+        except InvalidMessage as exc:
+            await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, exc)
+        body = message.WhichOneof("body")
+        if body == "batch":
+            return await self._handle_batch(agent_id, epoch, message.batch, context)
+        if body == "heartbeat":
+            await self._handle_heartbeat(agent_id, message.heartbeat, context)
+            return None
+        error = InvalidMessage("protocol", f"unexpected {body} after the hello")
+        await self._abort(context, grpc.StatusCode.FAILED_PRECONDITION, error)
+        return None
+
+    async def _handle_batch(
+        self,
+        agent_id: str,
+        epoch: int,
+        batch: up.ObservationBatch,
+        context: Context,
+    ) -> up.BatchAck:
+        now = time.time_ns()
+        try:
+            validate_batch(batch, now, self._limits)
+        except InvalidMessage as exc:
+            self._metrics.batches.labels("rejected").inc()
+            self._metrics.rejections.labels(exc.rule).inc()
+            log.warning("agent %s batch %d rejected: %s", agent_id, batch.sequence, exc.reason)
+            return up.BatchAck(
+                sequence=batch.sequence, status=up.BatchAck.STATUS_REJECTED, reason=str(exc)
+            )
+        try:
+            result = await self._store.write_batch(agent_id, epoch, batch, now)
+        except StoreError as exc:
+            log.error("agent %s batch %d not stored: %s", agent_id, batch.sequence, exc)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "store failed; resend later")
+        if result is BatchResult.DUPLICATE:
+            self._metrics.batches.labels("duplicate").inc()
+            return up.BatchAck(sequence=batch.sequence, status=up.BatchAck.STATUS_DUPLICATE)
+        self._metrics.stored(agent_id, list(batch.observations))
+        return up.BatchAck(sequence=batch.sequence, status=up.BatchAck.STATUS_ACCEPTED)
+
+    async def _handle_heartbeat(
+        self, agent_id: str, heartbeat: up.Heartbeat, context: Context
+    ) -> None:
+        try:
+            validate_heartbeat(heartbeat)
+        except InvalidMessage as exc:
+            await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, exc)
+        try:
+            await self._store.write_heartbeat(agent_id, heartbeat, time.time_ns())
+        except StoreError as exc:
+            log.error("agent %s heartbeat not stored: %s", agent_id, exc)
+        self._metrics.heartbeat(agent_id, heartbeat)

@@ -1,0 +1,175 @@
+"""Checks every message from an agent against the wire contract before anything is stored.
+
+A batch is accepted or rejected as a whole: one bad observation rejects the
+batch with a reason that names it (``observations[3].duration_ns: negative``),
+and nothing of it is stored.
+
+Unknown fields are rejected too. A field the collector does not understand
+would be silently dropped, and observations decide money; so agents are
+upgraded after the collector, never before (see docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from google.protobuf.message import Message
+from google.protobuf.unknown_fields import UnknownFieldSet
+
+from collector.errors import InvalidMessage
+from slawatch.v1 import observation_pb2 as pb
+from slawatch.v1 import uplink_pb2 as up
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+LABEL_KEY_PATTERN = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,63}$")
+MAX_LABELS = 32
+MAX_LABEL_VALUE = 256
+MAX_TARGET = 255
+MAX_DETAIL = 1024
+MAX_PACKETS = 100_000
+MAX_DURATION_NS = 86_400 * 10**9
+
+# Rule codes: the bounded vocabulary of rejections (metric label values).
+RULES = (
+    "unknown_field",
+    "bad_identity",
+    "bad_labels",
+    "bad_sequence",
+    "oversized_batch",
+    "empty_batch",
+    "bad_check",
+    "bad_enum",
+    "bad_time",
+    "bad_duration",
+    "bad_packets",
+    "bad_rtt",
+    "too_long",
+    "protocol",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_batch_observations: int = 10_000
+    # Observations may start at most this far in the future (clock skew) ...
+    max_future_ns: int = 300 * 10**9
+    # ... and at most this far in the past (replays after a long partition).
+    max_age_ns: int = 40 * 86_400 * 10**9
+
+
+def _reject_unknown(message: Message, path: str) -> None:
+    unknown = UnknownFieldSet(message)
+    if len(unknown):
+        numbers = sorted({unknown[i].field_number for i in range(len(unknown))})
+        raise InvalidMessage(
+            "unknown_field",
+            f"{path}: unknown field number(s) {numbers}; upgrade the collector first",
+        )
+
+
+def _check_length(value: str, limit: int, path: str) -> None:
+    if len(value) > limit:
+        raise InvalidMessage("too_long", f"{path}: {len(value)} characters, limit {limit}")
+
+
+def validate_envelope(message: up.AgentMessage) -> None:
+    _reject_unknown(message, "message")
+    if message.WhichOneof("body") is None:
+        raise InvalidMessage("protocol", "message: empty (no hello, batch or heartbeat)")
+
+
+def validate_hello(hello: up.Hello) -> None:
+    _reject_unknown(hello, "hello")
+    if not ID_PATTERN.match(hello.agent_id):
+        raise InvalidMessage(
+            "bad_identity",
+            f"hello.agent_id: {hello.agent_id[:64]!r} must match {ID_PATTERN.pattern}",
+        )
+    if hello.sequence_epoch <= 0:
+        raise InvalidMessage("bad_sequence", "hello.sequence_epoch: must be positive")
+    if len(hello.labels) > MAX_LABELS:
+        raise InvalidMessage("bad_labels", f"hello.labels: {len(hello.labels)}, limit {MAX_LABELS}")
+    for key, value in hello.labels.items():
+        if not LABEL_KEY_PATTERN.match(key):
+            raise InvalidMessage("bad_labels", f"hello.labels: bad key {key[:64]!r}")
+        _check_length(value, MAX_LABEL_VALUE, f"hello.labels[{key}]")
+    for name in ("software_version", "boot_id", "hostname"):
+        _check_length(getattr(hello, name), MAX_LABEL_VALUE, f"hello.{name}")
+
+
+def validate_heartbeat(heartbeat: up.Heartbeat) -> None:
+    _reject_unknown(heartbeat, "heartbeat")
+    _reject_unknown(heartbeat.host, "heartbeat.host")
+    host = heartbeat.host
+    for name in ("cpu_ratio", "memory_used_ratio"):
+        value = getattr(host, name)
+        if not 0.0 <= value <= 1.0:
+            raise InvalidMessage("protocol", f"heartbeat.host.{name}: {value} outside [0, 1]")
+    if not host.load1 >= 0.0 or not host.agent_cpu_seconds >= 0.0:  # also catches NaN
+        raise InvalidMessage("protocol", "heartbeat.host: negative or NaN load or CPU seconds")
+
+
+def validate_batch(batch: up.ObservationBatch, now_ns: int, limits: Limits) -> None:
+    _reject_unknown(batch, "batch")
+    if batch.sequence == 0:
+        raise InvalidMessage("bad_sequence", "batch.sequence: must start at 1")
+    count = len(batch.observations)
+    if count == 0:
+        raise InvalidMessage("empty_batch", "batch.observations: empty")
+    if count > limits.max_batch_observations:
+        raise InvalidMessage(
+            "oversized_batch",
+            f"batch.observations: {count}, limit {limits.max_batch_observations}",
+        )
+    for index, observation in enumerate(batch.observations):
+        validate_observation(observation, f"observations[{index}]", now_ns, limits)
+
+
+def _check_enum(enum: type, value: int, path: str) -> None:
+    # proto3 enums are open: an unknown number arrives as a plain int.
+    if value not in enum.values() or value == 0:  # type: ignore[attr-defined]
+        raise InvalidMessage("bad_enum", f"{path}: {value} is not a known value")
+
+
+def validate_observation(o: pb.Observation, path: str, now_ns: int, limits: Limits) -> None:
+    _reject_unknown(o, path)
+    if o.HasField("rtt"):
+        _reject_unknown(o.rtt, f"{path}.rtt")
+    if not ID_PATTERN.match(o.check_id):
+        raise InvalidMessage("bad_check", f"{path}.check_id: {o.check_id[:64]!r} is not a valid id")
+    if not o.target:
+        raise InvalidMessage("bad_check", f"{path}.target: empty")
+    _check_length(o.target, MAX_TARGET, f"{path}.target")
+    _check_length(o.error_detail, MAX_DETAIL, f"{path}.error_detail")
+    _check_enum(pb.CheckKind, o.kind, f"{path}.kind")
+    _check_enum(pb.Outcome, o.outcome, f"{path}.outcome")
+    if o.error_class not in pb.ErrorClass.values():
+        raise InvalidMessage("bad_enum", f"{path}.error_class: {o.error_class} is not known")
+    if o.start_unix_ns > now_ns + limits.max_future_ns:
+        ahead = (o.start_unix_ns - now_ns) / 1e9
+        raise InvalidMessage("bad_time", f"{path}.start_unix_ns: {ahead:.0f}s in the future")
+    if o.start_unix_ns < now_ns - limits.max_age_ns:
+        raise InvalidMessage("bad_time", f"{path}.start_unix_ns: older than the accepted age")
+    if not 0 <= o.duration_ns <= MAX_DURATION_NS:
+        raise InvalidMessage("bad_duration", f"{path}.duration_ns: {o.duration_ns} out of range")
+    if o.packets_sent > MAX_PACKETS or o.packets_received > o.packets_sent:
+        raise InvalidMessage(
+            "bad_packets",
+            f"{path}: received {o.packets_received} of sent {o.packets_sent}",
+        )
+    _validate_rtt(o, path)
+
+
+def _validate_rtt(o: pb.Observation, path: str) -> None:
+    rtt = o.rtt
+    samples = rtt.samples_ns
+    if len(samples) > o.packets_received:
+        raise InvalidMessage(
+            "bad_rtt",
+            f"{path}.rtt.samples_ns: {len(samples)} samples for {o.packets_received} received",
+        )
+    if any(s < 0 for s in samples) or rtt.min_ns < 0 or rtt.stddev_ns < 0:
+        raise InvalidMessage("bad_rtt", f"{path}.rtt: negative value")
+    if o.HasField("rtt") and not rtt.min_ns <= rtt.mean_ns <= rtt.max_ns:
+        raise InvalidMessage("bad_rtt", f"{path}.rtt: min <= mean <= max does not hold")

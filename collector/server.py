@@ -1,0 +1,91 @@
+"""Runs the collector: the gRPC uplink and health services, the store, and /metrics."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import _async as health_async
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client import start_http_server
+
+from collector.errors import ConfigError
+from collector.exporters.metrics import CollectorMetrics
+from collector.ingest.service import UplinkService
+from collector.ingest.validate import Limits
+from collector.store.sqlite import Store
+from slawatch.v1 import uplink_pb2_grpc as up_grpc
+
+log = logging.getLogger(__name__)
+
+UPLINK_SERVICE = "slawatch.v1.Uplink"
+MAX_MESSAGE_BYTES = 4 << 20
+SERVER_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+    # Agents ping every 30 s; accept that, and pings on idle connections.
+    ("grpc.http2.min_ping_interval_without_data_ms", 20_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class CollectorSettings:
+    listen: str = "127.0.0.1:4317"
+    db_path: Path = Path("slawatch-data/collector.db")
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9108
+    limits: Limits = field(default_factory=Limits)
+    max_check_series: int = 10_000
+
+
+class CollectorServer:
+    def __init__(self, settings: CollectorSettings) -> None:
+        self.settings = settings
+        self.metrics = CollectorMetrics(max_check_series=settings.max_check_series)
+        self.store = Store(settings.db_path)
+        self.store.commit_seconds = self.metrics.commit_seconds.observe
+        self._grpc = grpc.aio.server(options=SERVER_OPTIONS)
+        self._health = health_async.HealthServicer()
+        self._http: object | None = None
+        self.grpc_port = 0
+
+    async def start(self) -> None:
+        up_grpc.add_UplinkServicer_to_server(  # type: ignore[no-untyped-call]
+            UplinkService(self.store, self.metrics, self.settings.limits), self._grpc
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._grpc)
+        try:
+            self.grpc_port = self._grpc.add_insecure_port(self.settings.listen)
+        except RuntimeError as exc:
+            raise ConfigError(f"cannot listen on {self.settings.listen}: {exc}") from None
+        try:
+            httpd, _thread = start_http_server(
+                self.settings.metrics_port, self.settings.metrics_host, self.metrics.registry
+            )
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot serve metrics on {self.settings.metrics_host}:"
+                f"{self.settings.metrics_port}: {exc.strerror}"
+            ) from None
+        self._http = httpd
+        await self._grpc.start()
+        for service in ("", UPLINK_SERVICE):
+            await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        log.info(
+            "collector listening on %s, metrics on http://%s:%d/metrics",
+            self.settings.listen,
+            self.settings.metrics_host,
+            self.settings.metrics_port,
+        )
+
+    async def stop(self, grace: float = 5.0) -> None:
+        await self._health.enter_graceful_shutdown()
+        await self._grpc.stop(grace)
+        if self._http is not None:
+            self._http.shutdown()  # type: ignore[attr-defined]
+            self._http.server_close()  # type: ignore[attr-defined]
+        self.store.close()

@@ -1,0 +1,287 @@
+"""The collector's store on SQLite: WAL, one writer thread, group commit.
+
+Every write goes through one thread that owns the write connection. It takes
+whatever writes are queued, runs them in one transaction (each inside its own
+savepoint, so one failure cannot half-store another), commits with
+``synchronous=FULL`` and only then tells the waiting coroutines. An ack sent
+after ``await store.write_batch(...)`` therefore means "on disk".
+
+Readers (summary, tests, reports) open their own connections; WAL lets them
+read while the writer writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import queue
+import sqlite3
+import sys
+import threading
+import time
+from array import array
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import Enum
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+from collector.errors import StoreError
+from slawatch.v1 import observation_pb2 as pb
+from slawatch.v1 import uplink_pb2 as up
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+T = TypeVar("T")
+
+
+def _enum_names(enum: Any, prefix: str) -> dict[int, str]:
+    return {number: name.removeprefix(prefix).lower() for name, number in enum.items()}
+
+
+KIND_NAMES = _enum_names(pb.CheckKind, "CHECK_KIND_")
+OUTCOME_NAMES = _enum_names(pb.Outcome, "OUTCOME_")
+ERROR_CLASS_NAMES = _enum_names(pb.ErrorClass, "ERROR_CLASS_")
+
+
+class BatchResult(Enum):
+    STORED = "stored"
+    DUPLICATE = "duplicate"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRecord:
+    agent_id: str
+    software_version: str
+    boot_id: str
+    hostname: str
+    labels: dict[str, str]
+
+
+def pack_samples(samples: Sequence[int]) -> bytes | None:
+    if not samples:
+        return None
+    packed = array("q", samples)
+    if sys.byteorder != "little":
+        packed.byteswap()
+    return packed.tobytes()
+
+
+def unpack_samples(blob: bytes | None) -> list[int]:
+    if not blob:
+        return []
+    values = array("q")
+    values.frombytes(blob)
+    if sys.byteorder != "little":
+        values.byteswap()
+    return values.tolist()
+
+
+def observation_row(
+    agent_id: str, epoch: int, sequence: int, o: pb.Observation
+) -> tuple[object, ...]:
+    has_rtt = o.HasField("rtt")
+    return (
+        agent_id, epoch, sequence, o.check_id, KIND_NAMES[o.kind], o.target,
+        o.start_unix_ns, o.duration_ns, OUTCOME_NAMES[o.outcome],
+        ERROR_CLASS_NAMES[o.error_class], o.error_detail,
+        o.packets_sent, o.packets_received,
+        o.rtt.min_ns if has_rtt else None, o.rtt.mean_ns if has_rtt else None,
+        o.rtt.max_ns if has_rtt else None, o.rtt.stddev_ns if has_rtt else None,
+        pack_samples(o.rtt.samples_ns),
+    )  # fmt: skip
+
+
+_INSERT_OBSERVATION = """
+INSERT INTO observations (agent_id, sequence_epoch, sequence, check_id, kind, target,
+    start_ns, duration_ns, outcome, error_class, error_detail, packets_sent,
+    packets_received, rtt_min_ns, rtt_mean_ns, rtt_max_ns, rtt_stddev_ns, rtt_samples)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+
+def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
+    """Open the store; readers get a read-only connection."""
+    try:
+        if readonly:
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")  # an ack promises the batch is on disk
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open store {path}: {exc}") from None
+    conn.execute("PRAGMA busy_timeout=10000")
+    return conn
+
+
+def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"store {path} has schema version {version}; this collector knows {SCHEMA_VERSION}"
+        )
+    if version < SCHEMA_VERSION:
+        schema = resources.files("collector.store").joinpath("schema.sql").read_text()
+        conn.executescript(f"BEGIN; {schema}; PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
+
+
+@contextmanager
+def _savepoint(conn: sqlite3.Connection) -> Iterator[None]:
+    conn.execute("SAVEPOINT write")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK TO write")
+        conn.execute("RELEASE write")
+        raise
+    conn.execute("RELEASE write")
+
+
+class _Write:
+    __slots__ = ("action", "future", "loop")
+
+    def __init__(
+        self, action: Callable[[sqlite3.Connection], Any], loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self.action = action
+        self.loop = loop
+        self.future: asyncio.Future[Any] = loop.create_future()
+
+
+class Store:
+    """Async front of the SQLite store; all writes are serialised on one thread."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._conn = connect(path)
+        _migrate(self._conn, path)
+        self._queue: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._writer, name="store-writer", daemon=True)
+        self._thread.start()
+        self.commit_seconds: Callable[[float], None] = lambda _s: None
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+        self._conn.close()
+
+    async def _submit(self, action: Callable[[sqlite3.Connection], T]) -> T:
+        write = _Write(action, asyncio.get_running_loop())
+        self._queue.put(write)
+        result: T = await write.future
+        return result
+
+    # -- the writer thread ------------------------------------------------
+
+    def _writer(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            group = [first]
+            while True:  # group commit: take everything already queued
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)
+                    break
+                group.append(item)
+            self._run_group(group)
+
+    def _run_group(self, group: list[_Write]) -> None:
+        started = time.perf_counter()
+        outcomes: list[tuple[_Write, Any, BaseException | None]] = []
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            for write in group:
+                try:
+                    with _savepoint(self._conn):
+                        outcomes.append((write, write.action(self._conn), None))
+                except Exception as exc:  # the writer thread must outlive any one write
+                    outcomes.append((write, None, StoreError(str(exc))))
+            self._conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            log.error("store commit failed: %s", exc)
+            outcomes = [(w, None, StoreError(f"commit failed: {exc}")) for w in group]
+        self.commit_seconds(time.perf_counter() - started)
+        for write, value, error in outcomes:
+            write.loop.call_soon_threadsafe(_resolve, write.future, value, error)
+
+    # -- writes -----------------------------------------------------------
+
+    async def record_agent(self, hello: up.Hello, now_ns: int) -> int:
+        """Upsert the agent; return the highest stored sequence of its epoch (0 if none)."""
+        labels = json.dumps(dict(sorted(hello.labels.items())))
+
+        def action(conn: sqlite3.Connection) -> int:
+            conn.execute(
+                """INSERT INTO agents VALUES (?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (agent_id) DO UPDATE SET last_seen_ns=excluded.last_seen_ns,
+                   software_version=excluded.software_version, boot_id=excluded.boot_id,
+                   hostname=excluded.hostname, labels_json=excluded.labels_json""",
+                (
+                    hello.agent_id,
+                    now_ns,
+                    now_ns,
+                    hello.software_version,
+                    hello.boot_id,
+                    hello.hostname,
+                    labels,
+                ),
+            )
+            row = conn.execute(
+                "SELECT max(sequence) FROM batches WHERE agent_id=? AND sequence_epoch=?",
+                (hello.agent_id, hello.sequence_epoch),
+            ).fetchone()
+            return int(row[0] or 0)
+
+        return await self._submit(action)
+
+    async def write_batch(
+        self, agent_id: str, epoch: int, batch: up.ObservationBatch, now_ns: int
+    ) -> BatchResult:
+        rows = [observation_row(agent_id, epoch, batch.sequence, o) for o in batch.observations]
+
+        def action(conn: sqlite3.Connection) -> BatchResult:
+            try:
+                conn.execute(
+                    "INSERT INTO batches VALUES (?, ?, ?, ?, ?)",
+                    (agent_id, epoch, batch.sequence, now_ns, len(rows)),
+                )
+            except sqlite3.IntegrityError:
+                return BatchResult.DUPLICATE
+            conn.executemany(_INSERT_OBSERVATION, rows)
+            return BatchResult.STORED
+
+        return await self._submit(action)
+
+    async def write_heartbeat(self, agent_id: str, heartbeat: up.Heartbeat, now_ns: int) -> None:
+        h = heartbeat.host
+        row = (agent_id, now_ns, heartbeat.sent_unix_ns, h.cpu_ratio, h.memory_used_ratio,
+               h.load1, h.boot_time_unix, h.agent_rss_bytes, h.agent_cpu_seconds,
+               h.checks_configured, h.rounds_skipped)  # fmt: skip
+
+        def action(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT INTO heartbeats VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+            conn.execute("UPDATE agents SET last_seen_ns=? WHERE agent_id=?", (now_ns, agent_id))
+
+        await self._submit(action)
+
+
+def _resolve(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(value)

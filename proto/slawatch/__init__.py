@@ -1,0 +1,1 @@
+"""The slawatch wire contract (generated code lives in ``slawatch.v1``)."""
