@@ -81,8 +81,15 @@ async def probe_icmp(target: str, count: int, interval: float, timeout: float) -
     finally:
         engine.close()
     outcomes: Counter[str] = Counter()
+    if result.received:
+        outcomes["ok"] = result.received
     for reason, n in result.unreachable.items():
         outcomes[f"unreachable_{reason.name.lower()}"] += n
+    unanswered = result.sent - result.received - sum(result.unreachable.values())
+    if unanswered:
+        outcomes["timeout"] = unanswered
+    if result.local_errors:
+        outcomes["local_error"] = len(result.local_errors)
     return OneShotReport("icmp", target, result.sent, result.received, result.rtts_ns, outcomes)
 
 

@@ -222,7 +222,7 @@ class IcmpEngine:
             asyncio.get_running_loop().add_reader(
                 family_socket.sock.fileno(), self._drain, family_socket
             )
-            log.info("ICMP %s socket open in %s mode", family.name, family_socket.mode)
+            log.debug("ICMP %s socket open in %s mode", family.name, family_socket.mode)
         return self._sockets[family].mode
 
     def close(self) -> None:

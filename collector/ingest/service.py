@@ -10,6 +10,7 @@ FAILED_PRECONDITION.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -72,6 +73,10 @@ class UplinkService(up_grpc.UplinkServicer):
                 ack = await self._handle(agent_id, epoch, message, context)
                 if ack is not None:
                     yield up.CollectorMessage(batch_ack=ack)
+        except asyncio.CancelledError:
+            # The agent went away mid-stream; nothing is half-stored (writes are
+            # transactions), and unacked batches will be resent.
+            log.debug("agent %s: stream cancelled", agent_id)
         finally:
             self._metrics.agent_disconnected(agent_id)
             log.info("agent %s disconnected", agent_id)

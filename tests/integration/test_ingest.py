@@ -1,0 +1,246 @@
+"""A real collector (gRPC server, SQLite store, /metrics) driven by a raw gRPC client."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client.parser import text_string_to_metric_families
+
+from collector.server import CollectorServer, CollectorSettings
+from slawatch.v1 import observation_pb2 as pb
+from slawatch.v1 import uplink_pb2 as up
+from slawatch.v1 import uplink_pb2_grpc as up_grpc
+from tests.conftest import free_port
+
+
+@asynccontextmanager
+async def running_collector(tmp_path: Path) -> AsyncIterator[CollectorServer]:
+    settings = CollectorSettings(
+        listen="127.0.0.1:0", db_path=tmp_path / "c.db", metrics_port=free_port()
+    )
+    server = CollectorServer(settings)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop(grace=1)
+
+
+def run(tmp_path: Path, scenario: Callable[[CollectorServer], Awaitable[None]]) -> None:
+    async def main() -> None:
+        async with running_collector(tmp_path) as server:
+            await scenario(server)
+
+    asyncio.run(main())
+
+
+def observation(check_id: str = "icmp-a", sent: int = 10, received: int = 9) -> pb.Observation:
+    o = pb.Observation(
+        check_id=check_id, kind=pb.CHECK_KIND_ICMP, target="198.18.0.9",
+        start_unix_ns=time.time_ns() - 10**9, duration_ns=10**6, outcome=pb.OUTCOME_OK,
+        packets_sent=sent, packets_received=received,
+    )  # fmt: skip
+    samples = [50_001 + i for i in range(received)]
+    o.rtt.samples_ns.extend(samples)
+    o.rtt.min_ns, o.rtt.max_ns = min(samples), max(samples)
+    o.rtt.mean_ns = sum(samples) // len(samples)
+    return o
+
+
+def hello(agent_id: str = "agent-1", epoch: int = 7) -> up.AgentMessage:
+    return up.AgentMessage(
+        hello=up.Hello(agent_id=agent_id, sequence_epoch=epoch, software_version="test")
+    )
+
+
+def batch(sequence: int, *observations: pb.Observation) -> up.AgentMessage:
+    message = up.AgentMessage(batch=up.ObservationBatch(sequence=sequence))
+    message.batch.observations.extend(observations)
+    return message
+
+
+class Client:
+    """One uplink stream, written and read step by step."""
+
+    def __init__(self, server: CollectorServer) -> None:
+        self.channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.grpc_port}")
+        self.call = up_grpc.UplinkStub(self.channel).Stream()
+
+    async def send(self, message: up.AgentMessage) -> up.CollectorMessage:
+        await self.call.write(message)
+        reply = await asyncio.wait_for(self.call.read(), 10)
+        assert isinstance(reply, up.CollectorMessage)
+        return reply
+
+    async def close(self) -> None:
+        await self.call.done_writing()
+        await self.channel.close()
+
+
+def stored_rows(db: Path) -> list[tuple[str, int, int]]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(
+            "SELECT check_id, packets_sent, packets_received FROM observations ORDER BY id"
+        ).fetchall()
+
+
+MetricKey = tuple[str, tuple[tuple[str, str], ...]]
+
+
+def key(name: str, **labels: str) -> MetricKey:
+    return (name, tuple(sorted(labels.items())))
+
+
+def metric_samples(server: CollectorServer) -> dict[MetricKey, float]:
+    url = f"http://127.0.0.1:{server.settings.metrics_port}/metrics"
+    text = urllib.request.urlopen(url, timeout=5).read().decode()
+    return {
+        key(s.name, **s.labels): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def test_batch_is_stored_before_its_ack_and_exported(tmp_path: Path) -> None:
+    db = tmp_path / "c.db"
+
+    async def scenario(server: CollectorServer) -> None:
+        client = Client(server)
+        assert (await client.send(hello())).HasField("hello_ack")
+        ack = (await client.send(batch(1, observation(), observation("icmp-b", 4, 4)))).batch_ack
+        # The ack promises durability: a fresh connection sees the rows at once.
+        assert ack.status == up.BatchAck.STATUS_ACCEPTED and ack.sequence == 1
+        assert stored_rows(db) == [("icmp-a", 10, 9), ("icmp-b", 4, 4)]
+        samples = metric_samples(server)
+        check = {"agent": "agent-1", "check": "icmp-a", "kind": "icmp", "target": "198.18.0.9"}
+        assert samples[key("slawatch_probe_packets_sent_total", **check)] == 10
+        assert samples[key("slawatch_probe_packets_received_total", **check)] == 9
+        assert samples[key("slawatch_probe_rtt_seconds_count", **check)] == 9
+        # Samples are 50.001-50.009 us: above the 50 us bucket, inside the 100 us one.
+        assert samples[key("slawatch_probe_rtt_seconds_bucket", **check, le="5e-05")] == 0
+        assert samples[key("slawatch_probe_rtt_seconds_bucket", **check, le="0.0001")] == 9
+        assert samples[key("slawatch_probe_success", **check)] == 1
+        assert samples[key("slawatch_agent_connected", agent="agent-1")] == 1
+        assert samples[key("slawatch_ingest_batches_total", result="accepted")] == 1
+        await client.close()
+
+    run(tmp_path, scenario)
+
+
+def test_resent_batch_is_stored_once(tmp_path: Path) -> None:
+    db = tmp_path / "c.db"
+
+    async def scenario(server: CollectorServer) -> None:
+        first = Client(server)
+        await first.send(hello(epoch=7))
+        assert (
+            await first.send(batch(1, observation()))
+        ).batch_ack.status == up.BatchAck.STATUS_ACCEPTED
+        await first.close()
+        # Reconnect: the collector says what it already has, and a resend is a duplicate.
+        second = Client(server)
+        hello_ack = (await second.send(hello(epoch=7))).hello_ack
+        assert hello_ack.last_stored_sequence == 1
+        resent = (await second.send(batch(1, observation()))).batch_ack
+        assert resent.status == up.BatchAck.STATUS_DUPLICATE
+        # A new epoch (agent restarted) starts its own sequence space.
+        await second.close()
+        third = Client(server)
+        await third.send(hello(epoch=8))
+        assert (
+            await third.send(batch(1, observation()))
+        ).batch_ack.status == up.BatchAck.STATUS_ACCEPTED
+        await third.close()
+
+    run(tmp_path, scenario)
+    assert len(stored_rows(db)) == 2
+
+
+def test_rejected_batch_stores_nothing_and_the_stream_goes_on(tmp_path: Path) -> None:
+    db = tmp_path / "c.db"
+
+    async def scenario(server: CollectorServer) -> None:
+        client = Client(server)
+        await client.send(hello())
+        bad = observation("icmp-bad")
+        bad.duration_ns = -1
+        ack = (await client.send(batch(1, observation("icmp-good"), bad))).batch_ack
+        assert ack.status == up.BatchAck.STATUS_REJECTED
+        assert "observations[1].duration_ns" in ack.reason
+        assert stored_rows(db) == []
+        ack = (await client.send(batch(2, observation("icmp-good")))).batch_ack
+        assert ack.status == up.BatchAck.STATUS_ACCEPTED
+        samples = metric_samples(server)
+        assert samples[key("slawatch_ingest_rejections_total", rule="bad_duration")] == 1
+        await client.close()
+
+    run(tmp_path, scenario)
+    assert stored_rows(db) == [("icmp-good", 10, 9)]
+
+
+async def _expect_abort(client: Client, message: up.AgentMessage) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await client.send(message)
+    return info.value
+
+
+@pytest.mark.parametrize(
+    ("messages", "code", "fragment"),
+    [
+        ([batch(1, observation())], grpc.StatusCode.FAILED_PRECONDITION, "must be a hello"),
+        ([hello(agent_id="no spaces allowed")], grpc.StatusCode.INVALID_ARGUMENT, "agent_id"),
+        ([hello(), hello()], grpc.StatusCode.FAILED_PRECONDITION, "unexpected hello"),
+        ([hello(), up.AgentMessage()], grpc.StatusCode.INVALID_ARGUMENT, "empty"),
+    ],
+)
+def test_protocol_violations_abort_the_stream(
+    tmp_path: Path, messages: list[up.AgentMessage], code: grpc.StatusCode, fragment: str
+) -> None:
+    async def scenario(server: CollectorServer) -> None:
+        client = Client(server)
+        for message in messages[:-1]:
+            await client.send(message)
+        error = await _expect_abort(client, messages[-1])
+        assert error.code() == code
+        assert fragment in (error.details() or "")
+        await client.channel.close()
+
+    run(tmp_path, scenario)
+
+
+def test_oversized_message_is_refused_without_harming_other_agents(tmp_path: Path) -> None:
+    async def scenario(server: CollectorServer) -> None:
+        healthy = Client(server)
+        await healthy.send(hello("healthy"))
+        hostile = Client(server)
+        await hostile.send(hello("hostile"))
+        huge = observation()
+        huge.error_detail = "x" * (5 << 20)
+        error = await _expect_abort(hostile, batch(1, huge))
+        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        ack = (await healthy.send(batch(1, observation()))).batch_ack
+        assert ack.status == up.BatchAck.STATUS_ACCEPTED
+        await healthy.close()
+        await hostile.channel.close()
+
+    run(tmp_path, scenario)
+
+
+def test_health_service_reports_serving(tmp_path: Path) -> None:
+    async def scenario(server: CollectorServer) -> None:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            for service in ("", "slawatch.v1.Uplink"):
+                reply = await stub.Check(health_pb2.HealthCheckRequest(service=service))
+                assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+    run(tmp_path, scenario)

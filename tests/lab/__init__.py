@@ -1,0 +1,1 @@
+"""The network lab: test hosts as Linux network namespaces (see netlab.py)."""
