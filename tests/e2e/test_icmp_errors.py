@@ -38,7 +38,8 @@ def test_router_rejecting_with_admin_prohibited(lab: Lab) -> None:
     script = (
         "add table inet guard\n"
         "add chain inet guard through { type filter hook forward priority 0; }\n"
-        "add rule inet guard through icmp type echo-request reject with icmp type admin-prohibited\n"
+        "add rule inet guard through icmp type echo-request"
+        " reject with icmp type admin-prohibited\n"
     )
     subprocess.run(
         r1.exec_argv(["nft", "-f", "-"]), input=script, text=True, check=True, timeout=10

@@ -118,7 +118,8 @@ def test_batch_is_stored_before_its_ack_and_exported(tmp_path: Path) -> None:
         assert (await client.send(hello())).HasField("hello_ack")
         ack = (await client.send(batch(1, observation(), observation("icmp-b", 4, 4)))).batch_ack
         # The ack promises durability: a fresh connection sees the rows at once.
-        assert ack.status == up.BatchAck.STATUS_ACCEPTED and ack.sequence == 1
+        assert ack.status == up.BatchAck.STATUS_ACCEPTED
+        assert ack.sequence == 1
         assert stored_rows(db) == [("icmp-a", 10, 9), ("icmp-b", 4, 4)]
         samples = metric_samples(server)
         check = {"agent": "agent-1", "check": "icmp-a", "kind": "icmp", "target": "198.18.0.9"}

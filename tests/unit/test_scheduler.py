@@ -6,6 +6,7 @@ The probes here are fakes at the probe seam: the scheduler is what is tested.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 
 import pytest
@@ -49,10 +50,8 @@ async def _run_for(scheduler: Scheduler, seconds: float, grace: float = 0.0) -> 
     task = asyncio.create_task(scheduler.run(grace))
     await asyncio.sleep(seconds)
     task.cancel()
-    try:
+    with contextlib.suppress(asyncio.CancelledError):
         await task
-    except asyncio.CancelledError:
-        pass
 
 
 def test_rounds_do_not_drift_when_probes_take_variable_time() -> None:
@@ -117,4 +116,5 @@ def test_stop_lets_running_rounds_finish_within_grace() -> None:
     probe = FakeProbe(_check("finishing", interval=1.0, timeout=0.5), work=0.2)
     emitted: list[Observation] = []
     asyncio.run(_run_for(Scheduler([probe], emitted.append, jitter=0.0), 0.05, grace=1.0))
-    assert len(emitted) == 1 and emitted[0].outcome == pb.OUTCOME_OK
+    assert len(emitted) == 1
+    assert emitted[0].outcome == pb.OUTCOME_OK
