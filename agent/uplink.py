@@ -135,7 +135,9 @@ class Uplink:
                     exc.code().name,
                     exc.details(),
                 )
-            except ConnectionError as exc:
+            except (ConnectionError, asyncio.InvalidStateError) as exc:
+                # grpc.aio raises InvalidStateError for a write after the RPC ended,
+                # e.g. when the collector went away between two writes.
                 log.warning("collector %s: %s", self._config.collector.address, exc)
             finally:
                 self.stats.connected = False
