@@ -16,13 +16,23 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from collector.store.sqlite import ERROR_CLASS_NAMES, KIND_NAMES, OUTCOME_NAMES
 from slawatch.v1 import observation_pb2 as pb
 from slawatch.v1 import uplink_pb2 as up
+
+# A `_created` series per counter and histogram would double the per-check series
+# for nothing Grafana uses; the store keeps the real history.
+disable_created_metrics()
 
 RTT_BUCKETS = tuple(25e-6 * 2**k for k in range(20))
 CHECK_LABELS = ("agent", "check", "kind", "target")

@@ -1,0 +1,42 @@
+"""docs/metrics.md lists exactly the metric families the collector exports."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from prometheus_client import generate_latest
+
+from collector.exporters.metrics import CollectorMetrics
+from slawatch.v1 import observation_pb2 as pb
+from slawatch.v1 import uplink_pb2 as up
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
+
+
+def _exported_families() -> set[str]:
+    metrics = CollectorMetrics()
+    metrics.agent_connected("a")
+    metrics.heartbeat("a", up.Heartbeat(host=up.HostSnapshot(load1=1.0)))
+    failed = pb.Observation(
+        check_id="c",
+        kind=pb.CHECK_KIND_TCP,
+        target="t:1",
+        outcome=pb.OUTCOME_REFUSED,
+        packets_sent=1,
+    )
+    metrics.stored("a", [failed])
+    metrics.rejections.labels("bad_time").inc()
+    text = generate_latest(metrics.registry).decode()
+    families = set(re.findall(r"^# TYPE (\S+) (\S+)", text, re.M))
+    return {
+        name + "_total" if kind == "counter" and not name.endswith("_total") else name
+        for name, kind in families
+    }
+
+
+def test_every_exported_metric_is_documented_and_vice_versa() -> None:
+    documented = set(re.findall(r"^\| `(slawatch_[a-z0-9_]+)", DOC.read_text(), re.M))
+    exported = _exported_families()
+    assert exported - documented == set(), "exported but not in docs/metrics.md"
+    assert documented - exported == set(), "documented but not exported"
