@@ -14,7 +14,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import AGENT_CMD, COLLECTOR_CMD
-from tests.lab.netlab import Host
+from tests.lab.netlab import Host, Lab
 
 T = TypeVar("T")
 
@@ -124,3 +124,31 @@ def tail(path: Path, lines: int = 30) -> str:
 def probe_json(host: Host, argv: list[str], timeout: float = 120) -> dict[str, Any]:
     result: dict[str, Any] = json.loads(host.run([AGENT_CMD, *argv, "--json"], timeout=timeout))
     return result
+
+
+def two_hops(lab: Lab) -> tuple[Host, Host, Host]:
+    """agent --- r1 --- target: the target is two hops from the agent."""
+    r1, agent, target = lab.router("r1"), lab.host("agent"), lab.host("target")
+    lab.attach(agent, r1)
+    lab.attach(target, r1)
+    return agent, r1, target
+
+
+def ping_report(
+    agent: Host, target_ip: str, count: int, interval: float = 0.002, timeout: float = 1.0
+) -> dict[str, Any]:
+    """`slawatch-agent probe icmp` run in the agent host, as parsed JSON."""
+    return probe_json(
+        agent,
+        [
+            "probe",
+            "icmp",
+            target_ip,
+            "--count",
+            str(count),
+            "--interval",
+            str(interval),
+            "--timeout",
+            str(timeout),
+        ],
+    )

@@ -16,12 +16,14 @@ from tests.binomial import acceptance_region
 from tests.e2e.helpers import (
     outcomes,
     packet_sums,
+    ping_report,
     probe_json,
     scrape,
     start_agent,
     start_collector,
     start_tcp_listener,
     tail,
+    two_hops,
     wait_for,
 )
 from tests.lab.netlab import Lab
@@ -112,27 +114,11 @@ def test_agent_to_collector_measures_injected_loss(lab: Lab, tmp_path: Path) -> 
 
 
 def test_one_shot_probe_measures_two_percent_inside_its_interval(lab: Lab) -> None:
-    r1 = lab.router("r1")
-    agent, target = lab.host("agent"), lab.host("target")
-    lab.attach(agent, r1)
-    lab.attach(target, r1)
+    agent, r1, target = two_hops(lab)
     # Exactly every 50th packet toward the target is dropped: 2% by construction,
     # so the check of the printed interval cannot be a coin toss.
     lab.set_every_nth_drop(r1, target, 50)
-    report = probe_json(
-        agent,
-        [
-            "probe",
-            "icmp",
-            target.address_toward(r1),
-            "--count",
-            "2000",
-            "--interval",
-            "0.002",
-            "--timeout",
-            "1",
-        ],
-    )
+    report = ping_report(agent, target.address_toward(r1), 2000)
     low, high = report["loss_ci95"]
     assert report["sent"] == 2000
     assert low <= 0.02 <= high, report
@@ -142,55 +128,39 @@ def test_one_shot_probe_measures_two_percent_inside_its_interval(lab: Lab) -> No
 
 
 def test_one_shot_probe_with_random_loss_stays_in_the_binomial_region(lab: Lab) -> None:
-    r1 = lab.router("r1")
-    agent, target = lab.host("agent"), lab.host("target")
-    lab.attach(agent, r1)
-    lab.attach(target, r1)
+    agent, r1, target = two_hops(lab)
     lab.set_loss(r1, target, 2)
-    report = probe_json(
-        agent,
-        [
-            "probe",
-            "icmp",
-            target.address_toward(r1),
-            "--count",
-            "2000",
-            "--interval",
-            "0.002",
-            "--timeout",
-            "1",
-        ],
-    )
+    report = ping_report(agent, target.address_toward(r1), 2000)
     low, high = acceptance_region(2000, 0.02)
     lost = report["sent"] - report["received"]
     assert low <= lost <= high, report
 
 
-def test_one_shot_tcp_tells_open_from_refused_and_unreachable(lab: Lab) -> None:
-    r1 = lab.router("r1")
-    agent, target = lab.host("agent"), lab.host("target")
-    lab.attach(agent, r1)
-    lab.attach(target, r1)
+def test_one_shot_tcp_tells_open_from_refused_and_timeout(lab: Lab) -> None:
+    agent, r1, target = two_hops(lab)
     target_ip = target.address_toward(r1)
     start_tcp_listener(target, 8080, seconds=60)
-    wait_for(
-        "the listener",
-        lambda: (
-            probe_json(agent, ["probe", "tcp", f"{target_ip}:8080", "--count", "1"])["received"]
-            == 1
-        ),
-        10,
-    )
-    opened = probe_json(
-        agent, ["probe", "tcp", f"{target_ip}:8080", "--count", "3", "--interval", "0.05"]
-    )
-    assert opened["outcomes"] == {"ok": 3}
-    refused = probe_json(
-        agent, ["probe", "tcp", f"{target_ip}:8081", "--count", "2", "--interval", "0"]
-    )
-    assert refused["outcomes"] == {"refused": 2}
+
+    def tcp(port: int, count: int, timeout: float = 2.0) -> dict[str, int]:
+        report = probe_json(
+            agent,
+            [
+                "probe",
+                "tcp",
+                f"{target_ip}:{port}",
+                "--count",
+                str(count),
+                "--interval",
+                "0.05",
+                "--timeout",
+                str(timeout),
+            ],
+        )
+        outcomes: dict[str, int] = report["outcomes"]
+        return outcomes
+
+    wait_for("the listener", lambda: tcp(8080, 1) == {"ok": 1}, 10)
+    assert tcp(8080, 3) == {"ok": 3}
+    assert tcp(8081, 2) == {"refused": 2}
     lab.cut(r1, target)
-    silent = probe_json(
-        agent, ["probe", "tcp", f"{target_ip}:8080", "--count", "1", "--timeout", "0.5"]
-    )
-    assert silent["outcomes"] == {"timeout": 1}
+    assert tcp(8080, 1, timeout=0.5) == {"timeout": 1}

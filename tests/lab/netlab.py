@@ -210,8 +210,14 @@ class Lab:
         self._set_egress(sender, receiver, rule)
 
     def set_every_nth_drop(self, sender: Host, receiver: Host, nth: int) -> None:
-        """Drop exactly every nth packet leaving sender toward receiver (deterministic loss)."""
-        self._set_egress(sender, receiver, f"numgen inc mod {nth} == 0 counter drop")
+        """Drop exactly every nth IPv4 packet leaving sender toward receiver.
+
+        IPv4 only: IPv6 link-local chatter (router solicitations, MLD) on the
+        link would otherwise advance the counter and shift which packets drop.
+        """
+        self._set_egress(
+            sender, receiver, f"meta nfproto ipv4 numgen inc mod {nth} == 0 counter drop"
+        )
 
     def cut(self, a: Host, b: Host) -> None:
         """Cut the link both ways (the interfaces stay up, so routes survive)."""
