@@ -152,7 +152,7 @@ class _FamilySocket:
 
 def _ping_group_range() -> str:
     try:
-        return Path("/proc/sys/net/ipv4/ping_group_range").read_text().strip()
+        return " ".join(Path("/proc/sys/net/ipv4/ping_group_range").read_text().split())
     except OSError:
         return "unknown"
 
