@@ -87,6 +87,7 @@ class _Round:
         "outstanding",
         "result",
         "spacing",
+        "timeout",
         "timeout_ns",
         "to_send",
     )
@@ -104,6 +105,7 @@ class _Round:
         self.result = result
         self.to_send = count
         self.spacing = spacing
+        self.timeout = timeout
         self.timeout_ns = int(timeout * 1e9)
         self.outstanding: set[int] = set()
         self.done = done
@@ -245,11 +247,7 @@ class IcmpEngine:
         ping_round = _Round(
             self._sockets[family], result, count, spacing, timeout, loop.create_future()
         )
-        start = loop.time()
-        ping_round.end_handle = loop.call_at(
-            start + (count - 1) * spacing + timeout + self._tick, ping_round.finish
-        )
-        heapq.heappush(self._due, (start, next(self._order), ping_round, destination))
+        heapq.heappush(self._due, (loop.time(), next(self._order), ping_round, destination))
         self._arm_timer()  # rounds started in the same loop iteration share the wake-up
         try:
             await ping_round.done
@@ -272,7 +270,8 @@ class IcmpEngine:
 
     def _send_due(self) -> None:
         self._timer = None
-        horizon = asyncio.get_running_loop().time() + self._tick
+        loop = asyncio.get_running_loop()
+        horizon = loop.time() + self._tick
         due = self._due
         while due and due[0][0] <= horizon:
             when, _, ping_round, destination = heapq.heappop(due)
@@ -283,6 +282,12 @@ class IcmpEngine:
             if ping_round.to_send > 0:
                 item = (when + ping_round.spacing, next(self._order), ping_round, destination)
                 heapq.heappush(due, item)
+            elif not ping_round.outstanding:
+                ping_round.finish()  # nothing left in flight (all answered, or send errors)
+            else:
+                # The last echo gets its full timeout from when it actually left,
+                # even if sending ran late on a busy loop.
+                ping_round.end_handle = loop.call_later(ping_round.timeout, ping_round.finish)
         self._arm_timer()
 
     def _send_one(self, ping_round: _Round, destination: str) -> None:
