@@ -1,26 +1,74 @@
 """The agent's YAML configuration, validated at start.
 
-Invalid configuration is refused with a ``ConfigError`` whose message names
-the field (``checks[2].interval: ...``), before anything is probed or sent.
+Invalid configuration is refused with a ``ConfigError`` that lists every
+problem with the field it concerns (``checks[2].interval: must be > 0``),
+before anything is probed or sent.
+
+Validation is hand-written over frozen dataclasses rather than a schema
+library: the agent must stay small (50 MB with a thousand checks), and a
+validation library with its compiled schemas costs about 10 MB of that.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from agent import yaml_events
 from agent.errors import ConfigError
 
-_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+LABEL_KEY_PATTERN = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,63}$")
 _PORT_TARGET = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[^:\s]+):(?P<port>\d{1,5})$")
+MAX_CHECKS = 100_000
+DAY = 86_400.0
 
-Seconds = Annotated[float, Field(gt=0, le=86_400)]
+
+class CheckKind(StrEnum):
+    ICMP = "icmp"
+    TCP = "tcp"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckConfig:
+    """One configured measurement."""
+
+    id: str
+    kind: CheckKind
+    target: str
+    interval: float = 60.0
+    timeout: float = 2.0
+    # Probes per round (ICMP echoes, TCP connects) and the gap between them.
+    packets: int = 1
+    spacing: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class CollectorConfig:
+    address: str = "127.0.0.1:4317"
+    # Observations are sent in batches of at most this many, at least this often.
+    batch_max: int = 500
+    flush_interval: float = 1.0
+    heartbeat_interval: float = 15.0
+    # Observations kept in memory while the collector is unreachable.
+    buffer_max: int = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    agent_id: str
+    collector: CollectorConfig = CollectorConfig()
+    labels: Mapping[str, str] = field(default_factory=dict)
+    # Fraction of an interval over which check start times are spread.
+    jitter: float = 0.5
+    checks: tuple[CheckConfig, ...] = ()
 
 
 def parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
@@ -41,96 +89,182 @@ def parse_host_port(text: str) -> tuple[str, int]:
     return match["host"].strip("[]"), port
 
 
-class CheckKind(StrEnum):
-    ICMP = "icmp"
-    TCP = "tcp"
+class _Fields:
+    """Reads one mapping of the YAML, noting every problem with its field path.
+
+    Each reader returns the default for a bad value so that reading goes on
+    and the user sees all problems at once.
+    """
+
+    def __init__(self, data: object, path: str, known: set[str], problems: list[str]) -> None:
+        self._path = path
+        self._problems = problems
+        self._data: Mapping[object, object] = {}
+        if isinstance(data, Mapping):
+            self._data = data
+            for key in data:
+                if key not in known:
+                    self.problem(str(key), "unknown setting")
+        elif data is not None:
+            problems.append(f"{path or '(top level)'}: must be a mapping of settings")
+
+    def at(self, key: str) -> str:
+        return f"{self._path}.{key}" if self._path else key
+
+    def problem(self, key: str, message: str) -> None:
+        self._problems.append(f"{self.at(key)}: {message}")
+
+    def raw(self, key: str) -> object:
+        return self._data.get(key)
+
+    def text(
+        self,
+        key: str,
+        default: str | None = None,
+        pattern: re.Pattern[str] | None = None,
+        max_length: int = 255,
+    ) -> str:
+        value = self._data.get(key, default)
+        if value is None:
+            self.problem(key, "required")
+            return ""
+        if not isinstance(value, str) or not value:
+            self.problem(key, f"must be a non-empty string, not {value!r}")
+            return default or ""
+        if len(value) > max_length:
+            self.problem(key, f"longer than {max_length} characters")
+        elif pattern is not None and not pattern.match(value):
+            self.problem(key, f"{value!r} must match {pattern.pattern}")
+        return value
+
+    def number(
+        self, key: str, default: float, low: float, high: float, low_open: bool = True
+    ) -> float:
+        value = self._data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+            self.problem(key, f"must be a number, not {value!r}")
+            return default
+        too_low = value <= low if low_open else value < low
+        if too_low or value > high:
+            bracket = "(" if low_open else "["
+            self.problem(key, f"{value:g} is outside {bracket}{low:g}, {high:g}]")
+            return default
+        return float(value)
+
+    def integer(self, key: str, default: int, low: int, high: int) -> int:
+        value = self._data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.problem(key, f"must be a whole number, not {value!r}")
+            return default
+        if not low <= value <= high:
+            self.problem(key, f"{value} is outside [{low}, {high}]")
+            return default
+        return value
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class CheckConfig(_Strict):
-    """One configured measurement."""
-
-    id: Annotated[str, Field(pattern=_ID_PATTERN)]
-    kind: CheckKind
-    target: Annotated[str, Field(min_length=1, max_length=255)]
-    interval: Seconds = 60.0
-    timeout: Seconds = 2.0
-    # Probes per round (ICMP echoes, TCP connects) and the gap between them.
-    packets: Annotated[int, Field(ge=1, le=10_000)] = 1
-    spacing: Annotated[float, Field(ge=0.0, le=60.0)] = 1.0
-
-    @model_validator(mode="after")
-    def _check_target_and_timing(self) -> CheckConfig:
-        if self.kind is CheckKind.ICMP:
-            parse_ip(self.target)
-        else:
-            parse_host_port(self.target)
-        round_time = (self.packets - 1) * self.spacing + self.timeout
-        if round_time > self.interval:
-            raise ValueError(
-                f"a round takes up to (packets-1)*spacing+timeout = {round_time:g}s, "
-                f"longer than interval {self.interval:g}s"
-            )
-        return self
-
-
-class CollectorConfig(_Strict):
-    address: Annotated[str, Field(min_length=1)] = "127.0.0.1:4317"
-    # Observations are sent in batches of at most this many, at least this often.
-    batch_max: Annotated[int, Field(ge=1, le=10_000)] = 500
-    flush_interval: Annotated[float, Field(gt=0, le=60)] = 1.0
-    heartbeat_interval: Annotated[float, Field(gt=0, le=600)] = 15.0
-    # Observations kept in memory while the collector is unreachable.
-    buffer_max: Annotated[int, Field(ge=100, le=10_000_000)] = 100_000
-
-    @model_validator(mode="after")
-    def _check_address(self) -> CollectorConfig:
-        parse_host_port(self.address)
-        return self
-
-
-class AgentConfig(_Strict):
-    agent_id: Annotated[str, Field(pattern=_ID_PATTERN)]
-    collector: CollectorConfig = CollectorConfig()
-    labels: dict[Annotated[str, Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]{0,63}$")], str] = {}
-    # Fraction of an interval over which check start times are spread.
-    jitter: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.5
-    checks: Annotated[list[CheckConfig], Field(max_length=100_000)] = []
-
-    @model_validator(mode="after")
-    def _unique_check_ids(self) -> AgentConfig:
-        seen: set[str] = set()
-        for check in self.checks:
-            if check.id in seen:
-                raise ValueError(f"duplicate check id {check.id!r}")
-            seen.add(check.id)
-        return self
-
-
-def _field_path(loc: tuple[int | str, ...]) -> str:
-    path = ""
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        else:
-            path += f".{part}" if path else str(part)
-    return path or "(top level)"
-
-
-def config_from_mapping(data: Any, source: str = "config") -> AgentConfig:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: the top level must be a mapping of settings")
+def _read_check(data: object, path: str, problems: list[str]) -> CheckConfig | None:
+    before = len(problems)
+    f = _Fields(data, path, {"id", "kind", "target", "interval", "timeout", "packets",
+                             "spacing"}, problems)  # fmt: skip
+    check_id = f.text("id", pattern=ID_PATTERN)
+    kind_text = f.text("kind")
     try:
-        return AgentConfig.model_validate(data)
-    except ValidationError as exc:
-        problems = [
-            f"{_field_path(tuple(e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
-            for e in exc.errors()
-        ]
-        raise ConfigError(f"{source}: invalid configuration\n  " + "\n  ".join(problems)) from None
+        kind: CheckKind | None = CheckKind(kind_text)
+    except ValueError:
+        kind = None
+        if kind_text:
+            f.problem("kind", f"{kind_text!r} is not one of {', '.join(CheckKind)}")
+    target = f.text("target")
+    interval = f.number("interval", 60.0, 0, DAY)
+    timeout = f.number("timeout", 2.0, 0, 3600)
+    packets = f.integer("packets", 1, 1, 10_000)
+    spacing = f.number("spacing", 1.0, 0, 60, low_open=False)
+    if kind is not None and target:
+        try:
+            parse_ip(target) if kind is CheckKind.ICMP else parse_host_port(target)
+        except ValueError as exc:
+            f.problem("target", str(exc))
+    round_time = (packets - 1) * spacing + timeout
+    if round_time > interval:
+        problems.append(
+            f"{path}: a round takes up to (packets-1)*spacing+timeout = {round_time:g}s, "
+            f"longer than interval {interval:g}s"
+        )
+    if len(problems) > before or kind is None:
+        return None
+    return CheckConfig(check_id, kind, target, interval, timeout, packets, spacing)
+
+
+def _read_collector(data: object, problems: list[str]) -> CollectorConfig:
+    default = CollectorConfig()
+    f = _Fields(data, "collector", {"address", "batch_max", "flush_interval",
+                                    "heartbeat_interval", "buffer_max"}, problems)  # fmt: skip
+    address = f.text("address", default.address)
+    try:
+        parse_host_port(address)
+    except ValueError as exc:
+        f.problem("address", str(exc))
+    return CollectorConfig(
+        address=address,
+        batch_max=f.integer("batch_max", default.batch_max, 1, 10_000),
+        flush_interval=f.number("flush_interval", default.flush_interval, 0, 60),
+        heartbeat_interval=f.number("heartbeat_interval", default.heartbeat_interval, 0, 600),
+        buffer_max=f.integer("buffer_max", default.buffer_max, 100, 10_000_000),
+    )
+
+
+def _read_labels(data: object, problems: list[str]) -> dict[str, str]:
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        problems.append("labels: must be a mapping of names to values")
+        return {}
+    labels: dict[str, str] = {}
+    for key, value in data.items():
+        if not isinstance(key, str) or not LABEL_KEY_PATTERN.match(key):
+            problems.append(f"labels: {key!r} must match {LABEL_KEY_PATTERN.pattern}")
+        elif not isinstance(value, str) or len(value) > 256:
+            problems.append(f"labels.{key}: must be a string of at most 256 characters")
+        else:
+            labels[key] = value
+    return labels
+
+
+def _read_checks(data: object, problems: list[str]) -> tuple[CheckConfig, ...]:
+    if data is None:
+        return ()
+    if not isinstance(data, list):
+        problems.append("checks: must be a list of checks")
+        return ()
+    if len(data) > MAX_CHECKS:
+        problems.append(f"checks: {len(data)} checks, at most {MAX_CHECKS}")
+        return ()
+    checks = [_read_check(item, f"checks[{i}]", problems) for i, item in enumerate(data)]
+    seen: set[str] = set()
+    for check in checks:
+        if check is not None and check.id in seen:
+            problems.append(f"checks: duplicate check id {check.id!r}")
+        if check is not None:
+            seen.add(check.id)
+    return tuple(c for c in checks if c is not None)
+
+
+def config_from_mapping(data: object, source: str = "config") -> AgentConfig:
+    """Validate parsed YAML; raise ConfigError listing every problem."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: the top level must be a mapping of settings")
+    problems: list[str] = []
+    f = _Fields(data, "", {"agent_id", "collector", "labels", "jitter", "checks"}, problems)
+    config = AgentConfig(
+        agent_id=f.text("agent_id", pattern=ID_PATTERN),
+        collector=_read_collector(f.raw("collector"), problems),
+        labels=_read_labels(f.raw("labels"), problems),
+        jitter=f.number("jitter", 0.5, 0.0, 0.999, low_open=False),
+        checks=_read_checks(f.raw("checks"), problems),
+    )
+    if problems:
+        raise ConfigError(f"{source}: invalid configuration\n  " + "\n  ".join(problems))
+    return config
 
 
 def load_config(path: Path, collector_address: str | None = None) -> AgentConfig:
@@ -140,7 +274,7 @@ def load_config(path: Path, collector_address: str | None = None) -> AgentConfig
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml_events.load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if collector_address is not None and isinstance(data, dict):

@@ -20,7 +20,16 @@ def boot_id() -> str:
 
 
 def peak_rss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    """This process's own peak RSS (VmHWM).
+
+    Not ``ru_maxrss``: on Linux that starts from the peak of the parent that
+    forked us, so an agent started by a large collector would report its size.
+    """
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
 
 
 def process_cpu_seconds() -> float:

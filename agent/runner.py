@@ -59,7 +59,7 @@ def _open_icmp(config: AgentConfig) -> IcmpEngine | None:
 async def run_agent(config: AgentConfig, duration: float | None = None) -> RunSummary:
     engine = _open_icmp(config)
     probes = [build_probe(check, engine) for check in config.checks]
-    buffer = ObservationBuffer(config.collector.buffer_max)
+    buffer = ObservationBuffer(config.collector.buffer_max, config.collector.batch_max)
     scheduler = Scheduler(probes, buffer.put, config.jitter)
     sampler = HostSampler()
 

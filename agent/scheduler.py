@@ -8,30 +8,35 @@
 * Isolation: every round runs in its own task with its own deadline. A slow
   round delays nothing else; if it is still running when its next round is
   due, that next round is skipped and counted, never queued up.
+
+All checks share one heap of due times and one timer (rather than a sleeping
+task per check): with a thousand checks that keeps asyncio's own timer heap
+small, which is where most of the per-round CPU went.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import heapq
+import itertools
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from agent.observation import Observation
-from agent.probes.base import Probe
+from agent.probes.base import WIRE_KIND, Probe
 from slawatch.v1 import observation_pb2 as pb
 
 log = logging.getLogger(__name__)
 
 # A round may overrun its own timeout by this much before the scheduler stops it.
 DEADLINE_GRACE = 1.0
+# Rounds due within this much of each other start in the same wake-up.
+TICK = 0.001
 
-_KIND = {
-    "icmp": pb.CHECK_KIND_ICMP,
-    "tcp": pb.CHECK_KIND_TCP,
-}
+_START, _DEADLINE = 0, 1
 
 
 def phase_fraction(check_id: str) -> float:
@@ -40,11 +45,28 @@ def phase_fraction(check_id: str) -> float:
     return int.from_bytes(digest, "big") / 2**64
 
 
+def round_deadline(probe: Probe) -> float:
+    check = probe.check
+    return (check.packets - 1) * check.spacing + check.timeout + DEADLINE_GRACE
+
+
 @dataclass(slots=True)
 class SchedulerStats:
     rounds_started: int = 0
     rounds_skipped: int = 0
     rounds_failed: int = 0
+
+
+class _Running:
+    """One round in flight: its task, and whether the scheduler cut it off."""
+
+    __slots__ = ("overran", "start_mono", "start_unix_ns", "task")
+
+    def __init__(self) -> None:
+        self.start_unix_ns = time.time_ns()
+        self.start_mono = time.monotonic_ns()
+        self.overran = False
+        self.task: asyncio.Task[None] | None = None
 
 
 class Scheduler:
@@ -58,7 +80,10 @@ class Scheduler:
         self._emit = emit
         self._jitter = jitter
         self.stats = SchedulerStats()
-        self._rounds: set[asyncio.Task[None]] = set()
+        self._running: list[_Running | None] = [None] * len(probes)
+        # (when, tie-breaker, what, probe index, round it concerns)
+        self._heap: list[tuple[float, int, int, int, _Running | None]] = []
+        self._order = itertools.count()
 
     async def run(self, finish_grace: float = 0.0) -> None:
         """Run until cancelled.
@@ -66,65 +91,85 @@ class Scheduler:
         On cancellation no new round starts; rounds already running get up to
         ``finish_grace`` seconds to finish and report, then are cancelled.
         """
-        origin = asyncio.get_running_loop().time()
-        loops = [asyncio.create_task(self._check_loop(p, origin)) for p in self._probes]
-        try:
-            await asyncio.gather(*loops)
-        finally:
-            for task in loops:
-                task.cancel()
-            await asyncio.gather(*loops, return_exceptions=True)
-            if self._rounds and finish_grace > 0:
-                await asyncio.wait(set(self._rounds), timeout=finish_grace)
-            for task in list(self._rounds):
-                task.cancel()
-            await asyncio.gather(*self._rounds, return_exceptions=True)
-
-    async def _check_loop(self, probe: Probe, origin: float) -> None:
         loop = asyncio.get_running_loop()
-        interval = probe.check.interval
-        due = origin + phase_fraction(probe.check.id) * self._jitter * interval
-        running: asyncio.Task[None] | None = None
-        while True:
-            await asyncio.sleep(max(0.0, due - loop.time()))
-            if running is not None and not running.done():
-                self.stats.rounds_skipped += 1
-                log.warning("check %s: previous round still running, skipped", probe.check.id)
-            else:
-                running = asyncio.create_task(self._one_round(probe))
-                self._rounds.add(running)
-                running.add_done_callback(self._rounds.discard)
-                self.stats.rounds_started += 1
-            due += interval
-            behind = loop.time() - due
-            if behind > interval:  # the loop was stalled (suspend, overload): realign
-                missed = int(behind // interval) + 1
-                self.stats.rounds_skipped += missed
-                due += missed * interval
-
-    async def _one_round(self, probe: Probe) -> None:
-        check = probe.check
-        deadline = (check.packets - 1) * check.spacing + check.timeout + DEADLINE_GRACE
-        start_unix_ns, start_mono = time.time_ns(), time.monotonic_ns()
+        origin = loop.time()
+        for index, probe in enumerate(self._probes):
+            phase = phase_fraction(probe.check.id) * self._jitter * probe.check.interval
+            self._push(origin + phase, _START, index, None)
         try:
-            async with asyncio.timeout(deadline):
-                observation = await probe.run_round()
-        except TimeoutError:
-            observation = self._failed(probe, start_unix_ns, start_mono, "round overran deadline")
+            while self._heap:
+                delay = self._heap[0][0] - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                self._run_due(loop.time() + TICK)
+        finally:
+            await self._finish(finish_grace)
+
+    def _push(self, when: float, what: int, index: int, running: _Running | None) -> None:
+        heapq.heappush(self._heap, (when, next(self._order), what, index, running))
+
+    def _run_due(self, horizon: float) -> None:
+        heap = self._heap
+        while heap and heap[0][0] <= horizon:
+            when, _, what, index, running = heapq.heappop(heap)
+            if what == _START:
+                self._start_round(index, when, horizon)
+            elif running is not None and running.task is not None and not running.task.done():
+                running.overran = True
+                running.task.cancel()
+
+    def _start_round(self, index: int, due: float, horizon: float) -> None:
+        probe = self._probes[index]
+        interval = probe.check.interval
+        if self._running[index] is not None:
+            self.stats.rounds_skipped += 1
+            log.warning("check %s: previous round still running, skipped", probe.check.id)
+        else:
+            running = _Running()
+            self._running[index] = running
+            running.task = asyncio.create_task(self._one_round(index, running))
+            self._push(due + round_deadline(probe), _DEADLINE, index, running)
+            self.stats.rounds_started += 1
+        next_due = due + interval
+        if horizon - next_due > interval:  # the loop was stalled (suspend, overload): realign
+            missed = int((horizon - next_due) // interval) + 1
+            self.stats.rounds_skipped += missed
+            next_due += missed * interval
+        self._push(next_due, _START, index, None)
+
+    async def _one_round(self, index: int, running: _Running) -> None:
+        probe = self._probes[index]
+        try:
+            observation = await probe.run_round()
+        except asyncio.CancelledError:
+            if not running.overran:
+                raise  # the scheduler is stopping
+            observation = self._failed(probe, running, "round overran its deadline")
         except Exception as exc:  # a probe bug must not stop the other checks
-            log.exception("check %s: round failed", check.id)
-            observation = self._failed(probe, start_unix_ns, start_mono, f"probe error: {exc}")
+            log.exception("check %s: round failed", probe.check.id)
+            observation = self._failed(probe, running, f"probe error: {exc}")
+        finally:
+            self._running[index] = None
         self._emit(observation)
 
-    def _failed(self, probe: Probe, start_unix_ns: int, start_mono: int, why: str) -> Observation:
+    def _failed(self, probe: Probe, running: _Running, why: str) -> Observation:
         self.stats.rounds_failed += 1
         return Observation(
             check_id=probe.check.id,
-            kind=_KIND[probe.check.kind.value],
+            kind=WIRE_KIND[probe.check.kind],
             target=probe.check.target,
-            start_unix_ns=start_unix_ns,
-            duration_ns=time.monotonic_ns() - start_mono,
+            start_unix_ns=running.start_unix_ns,
+            duration_ns=time.monotonic_ns() - running.start_mono,
             outcome=pb.OUTCOME_ERROR,
             error_class=pb.ERROR_CLASS_LOCAL_ERROR,
             error_detail=why,
         )
+
+    async def _finish(self, grace: float) -> None:
+        self._heap.clear()
+        tasks = {r.task for r in self._running if r is not None and r.task is not None}
+        if tasks and grace > 0:
+            await asyncio.wait(tasks, timeout=grace)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

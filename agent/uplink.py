@@ -54,12 +54,17 @@ CHANNEL_OPTIONS = [
 
 
 class ObservationBuffer:
-    """Observations not yet batched; bounded, dropping (and counting) the oldest."""
+    """Observations not yet batched; bounded, dropping (and counting) the oldest.
 
-    def __init__(self, max_items: int) -> None:
+    The uplink sends a batch when ``batch_size`` observations are waiting or
+    when its flush interval has passed, whichever comes first.
+    """
+
+    def __init__(self, max_items: int, batch_size: int) -> None:
         self._items: collections.deque[Observation] = collections.deque()
         self._max = max_items
-        self._ready = asyncio.Event()
+        self._batch_size = batch_size
+        self._batch_ready = asyncio.Event()
         self.dropped = 0
 
     def put(self, observation: Observation) -> None:
@@ -67,21 +72,27 @@ class ObservationBuffer:
             self._items.popleft()
             self.dropped += 1
         self._items.append(observation)
-        self._ready.set()
+        if len(self._items) >= self._batch_size:
+            self._batch_ready.set()
 
     def take(self, limit: int) -> list[Observation]:
         taken = [self._items.popleft() for _ in range(min(limit, len(self._items)))]
-        if not self._items:
-            self._ready.clear()
+        if len(self._items) < self._batch_size:
+            self._batch_ready.clear()
         return taken
 
     def __len__(self) -> int:
         return len(self._items)
 
-    async def wait(self, timeout: float) -> None:
+    def wake(self) -> None:
+        """End a pending ``wait_for_batch`` now (used when stopping)."""
+        self._batch_ready.set()
+
+    async def wait_for_batch(self, timeout: float) -> None:
+        """Return once a full batch is waiting, or after ``timeout`` seconds."""
         try:
             async with asyncio.timeout(timeout):
-                await self._ready.wait()
+                await self._batch_ready.wait()
         except TimeoutError:
             pass
 
@@ -149,6 +160,7 @@ class Uplink:
     async def stop(self, timeout: float) -> bool:
         """Send what is buffered and wait for its acks, at most ``timeout`` seconds."""
         self._stopping = True
+        self._buffer.wake()
         try:
             async with asyncio.timeout(timeout):
                 while not self.idle:
@@ -207,8 +219,8 @@ class Uplink:
                 self._acked.clear()
                 await _wait_either(self._acked.wait(), reader, collector.flush_interval)
                 continue
-            if len(self._buffer) < collector.batch_max and not self._stopping:
-                await self._buffer.wait(collector.flush_interval)
+            if not self._stopping:
+                await self._buffer.wait_for_batch(collector.flush_interval)
             observations = self._buffer.take(collector.batch_max)
             if observations:
                 await call.write(up.AgentMessage(batch=self._new_batch(observations)))

@@ -21,6 +21,7 @@ in that mode an unreachable target shows as a timeout.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import errno
 import heapq
 import itertools
@@ -34,7 +35,9 @@ from pathlib import Path
 
 from agent.errors import IcmpPermissionError, ProbeSetupError
 from agent.net.icmp_packet import (
+    ICMP4_DEST_UNREACH,
     ICMP4_ECHO_REPLY,
+    ICMP4_TIME_EXCEEDED,
     ICMP6_DEST_UNREACH,
     ICMP6_ECHO_REPLY,
     ICMP6_TIME_EXCEEDED,
@@ -50,6 +53,7 @@ log = logging.getLogger(__name__)
 
 _SO_TIMESTAMPNS = 35  # Linux asm-generic; not exported by the socket module
 _SO_RCVBUFFORCE = 33
+_SO_ATTACH_FILTER = 26
 _ICMP6_FILTER = 1
 _ANCILLARY_SIZE = socket.CMSG_SPACE(16)
 _TIMESPEC = struct.Struct("@qq")
@@ -132,6 +136,8 @@ class _FamilySocket:
         self.has_ip_header = self.mode == "raw" and not self.v6
         if self.mode == "raw":
             self.identifier = int.from_bytes(os.urandom(2), "big")
+            if not self.v6:
+                _attach_reply_filter(self.sock, self.identifier)
         else:
             # The kernel sets the identifier of datagram ICMP to the local port.
             self.sock.bind(("::" if self.v6 else "0.0.0.0", 0))
@@ -194,6 +200,38 @@ def _enlarge_receive_buffer(sock: socket.socket, size: int) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
 
 
+def _bpf_program(identifier: int) -> list[tuple[int, int, int, int]]:
+    """Classic BPF for a raw IPv4 ICMP socket: keep our echo replies and ICMP errors.
+
+    A raw socket otherwise receives every ICMP packet on the host: other
+    pingers' replies, and on loopback each of our own requests too.
+    """
+    ldx_ip_header_length = 0xB1  # BPF_LDX|BPF_B|BPF_MSH: X = 4 * (byte[0] & 0xf)
+    ld_byte_at_x, ld_half_at_x = 0x50, 0x48  # BPF_LD|BPF_B|BPF_IND, BPF_LD|BPF_H|BPF_IND
+    jeq, ret = 0x15, 0x06  # BPF_JMP|BPF_JEQ|BPF_K, BPF_RET|BPF_K
+    return [
+        (ldx_ip_header_length, 0, 0, 0),
+        (ld_byte_at_x, 0, 0, 0),  # A = ICMP type
+        (jeq, 2, 0, ICMP4_ECHO_REPLY),  # -> check the identifier
+        (jeq, 3, 0, ICMP4_DEST_UNREACH),  # -> keep
+        (jeq, 2, 3, ICMP4_TIME_EXCEEDED),  # -> keep / drop
+        (ld_half_at_x, 0, 0, 4),  # A = identifier
+        (jeq, 0, 1, identifier),
+        (ret, 0, 0, 0x40000),  # keep the whole packet
+        (ret, 0, 0, 0),  # drop
+    ]
+
+
+def _attach_reply_filter(sock: socket.socket, identifier: int) -> None:
+    program = _bpf_program(identifier)
+    code = ctypes.create_string_buffer(b"".join(struct.pack("@HBBI", *i) for i in program))
+    fprog = struct.pack("@HP", len(program), ctypes.addressof(code))
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, fprog)
+    except OSError as exc:  # still correct without it, only busier
+        log.warning("could not attach the ICMP reply filter: %s", exc)
+
+
 def _icmp6_filter() -> bytes:
     """Let through only echo replies and the errors that quote our requests."""
     words = [0xFFFFFFFF] * 8  # a set bit blocks that type
@@ -215,6 +253,8 @@ class IcmpEngine:
         self._timer_due = 0.0
         self.packets_sent = 0
         self.replies_received = 0
+        # Packets the kernel handed us at all (after the BPF filter).
+        self.packets_seen = 0
 
     def open(self, family: socket.AddressFamily) -> str:
         """Open the family's socket now (so permission errors show at start); return its mode."""
@@ -332,6 +372,7 @@ class IcmpEngine:
             except OSError as exc:  # a queued socket error, e.g. from a datagram socket
                 log.debug("ICMP socket error: %s", exc)
                 continue
+            self.packets_seen += 1
             self._handle_packet(family_socket, packet, ancillary, address[0])
 
     def _handle_packet(

@@ -8,6 +8,12 @@ from typing import Protocol
 from agent.config import CheckConfig, CheckKind
 from agent.net.icmp_engine import IcmpEngine
 from agent.observation import Observation
+from slawatch.v1 import observation_pb2 as pb
+
+WIRE_KIND: dict[CheckKind, pb.CheckKind] = {
+    CheckKind.ICMP: pb.CHECK_KIND_ICMP,
+    CheckKind.TCP: pb.CHECK_KIND_TCP,
+}
 
 
 class Probe(Protocol):

@@ -9,7 +9,7 @@ from agent.config import CheckConfig
 from agent.net.icmp_engine import IcmpEngine, PingResult
 from agent.net.icmp_packet import Unreachable
 from agent.observation import Observation
-from agent.probes.base import RoundClock
+from agent.probes.base import WIRE_KIND, RoundClock
 from slawatch.v1 import observation_pb2 as pb
 
 _ERROR_CLASS = {
@@ -36,7 +36,7 @@ class IcmpProbe:
         outcome, error_class, detail = classify(result)
         return Observation(
             check_id=check.id,
-            kind=pb.CHECK_KIND_ICMP,
+            kind=WIRE_KIND[check.kind],
             target=check.target,
             start_unix_ns=clock.start_unix_ns,
             duration_ns=clock.elapsed_ns(),

@@ -9,7 +9,7 @@ import time
 
 from agent.config import CheckConfig, parse_host_port
 from agent.observation import Observation
-from agent.probes.base import RoundClock
+from agent.probes.base import WIRE_KIND, RoundClock
 from slawatch.v1 import observation_pb2 as pb
 
 _CONNECT_ERRNO: dict[int, tuple[pb.Outcome, pb.ErrorClass]] = {
@@ -86,7 +86,7 @@ class TcpProbe:
         last = attempts[-1] if not rtts else ConnectAttempt(pb.OUTCOME_OK)
         return Observation(
             check_id=check.id,
-            kind=pb.CHECK_KIND_TCP,
+            kind=WIRE_KIND[check.kind],
             target=check.target,
             start_unix_ns=clock.start_unix_ns,
             duration_ns=clock.elapsed_ns(),

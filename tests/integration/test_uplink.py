@@ -48,7 +48,7 @@ def test_uplink_resends_unacked_after_collector_restart(tmp_path: Path) -> None:
     produced = [_observation(i) for i in range(80)]
 
     async def scenario() -> None:
-        buffer = ObservationBuffer(10_000)
+        buffer = ObservationBuffer(10_000, batch_size=7)
         uplink = Uplink(config, buffer, lambda: up.Heartbeat(sent_unix_ns=time.time_ns()))
         servers = [CollectorServer(settings)]
         await servers[0].start()
@@ -79,11 +79,52 @@ def test_uplink_resends_unacked_after_collector_restart(tmp_path: Path) -> None:
 
 def test_buffer_drops_oldest_and_counts() -> None:
     async def scenario() -> None:
-        buffer = ObservationBuffer(100)
+        buffer = ObservationBuffer(100, batch_size=10)
         for i in range(130):
             buffer.put(_observation(i))
         assert buffer.dropped == 30
         kept = buffer.take(1000)
         assert [o.rtt_samples_ns[0] - 40_000 for o in kept] == list(range(30, 130))
+
+    asyncio.run(scenario())
+
+
+def test_observations_are_batched_by_size_and_by_flush_interval(tmp_path: Path) -> None:
+    port = free_port()
+    settings = CollectorSettings(
+        listen=f"127.0.0.1:{port}", db_path=tmp_path / "c.db", metrics_port=free_port()
+    )
+    config = config_from_mapping({
+        "agent_id": "batching",
+        "collector": {"address": f"127.0.0.1:{port}", "flush_interval": 0.5, "batch_max": 100},
+    })  # fmt: skip
+
+    async def scenario() -> None:
+        server = CollectorServer(settings)
+        await server.start()
+        buffer = ObservationBuffer(10_000, batch_size=100)
+        uplink = Uplink(config, buffer, lambda: up.Heartbeat(sent_unix_ns=time.time_ns()))
+        task = asyncio.create_task(uplink.run())
+        try:
+            await _until(lambda: uplink.stats.connected, 10)
+            # A trickle is held until the flush interval, then goes as one batch.
+            started = time.monotonic()
+            for i in range(5):
+                buffer.put(_observation(i))
+                await asyncio.sleep(0.02)
+            await _until(lambda: uplink.stats.observations_acked == 5, 5)
+            assert uplink.stats.batches_sent == 1
+            assert time.monotonic() - started >= 0.4
+            # A burst goes out in full batches without waiting for the interval.
+            started = time.monotonic()
+            for i in range(5, 305):
+                buffer.put(_observation(i))
+            await _until(lambda: uplink.stats.observations_acked == 305, 5)
+            assert uplink.stats.batches_sent == 4
+            assert time.monotonic() - started < 0.4
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await server.stop(grace=0.5)
 
     asyncio.run(scenario())
