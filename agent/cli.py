@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -170,3 +171,183 @@ def probe_tcp_command(
         return
     report = asyncio.run(probe_tcp(host, port, count, interval, timeout))
     _report(report.as_text(), report.as_dict(), as_json)
+
+
+def _probe_check(check: dict[str, object], count: int, interval: float, as_json: bool) -> None:
+    """Validate a check built from the command line like a config entry, then run it."""
+    from agent.config import check_from_mapping
+    from agent.oneshot import probe_rounds, rounds_report, rounds_text
+
+    try:
+        config = check_from_mapping({"id": "probe", "interval": 86_400, **check})
+    except AgentError as exc:
+        _fail(str(exc))
+        return
+    observations = asyncio.run(probe_rounds(config, count, interval))
+    _report(rounds_text(config, observations), rounds_report(config, observations), as_json)
+
+
+_tls_options = [
+    click.option(
+        "--ca-file",
+        type=click.Path(dir_okay=False, exists=True),
+        help="Verify the server certificate against this CA bundle.",
+    ),
+    click.option("--insecure", is_flag=True, help="Do not verify the server certificate."),
+    click.option("--server-name", help="Name to verify the certificate against."),
+]
+
+
+def _with_tls_options(command: Callable[..., None]) -> Callable[..., None]:
+    for option in reversed(_tls_options):
+        command = option(command)
+    return command
+
+
+def _tls_block(ca_file: str | None, insecure: bool, server_name: str | None) -> dict[str, object]:
+    block: dict[str, object] = {"verify": not insecure}
+    if ca_file:
+        block["ca_file"] = ca_file
+    if server_name:
+        block["server_name"] = server_name
+    return block
+
+
+_rounds = click.option(
+    "--count",
+    "-c",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 10_000),
+    help="Rounds to run.",
+)
+
+
+@probe.command("http")
+@click.argument("url")
+@click.option("--method", type=click.Choice(["HEAD", "GET"]), default="HEAD", show_default=True)
+@click.option(
+    "--expect",
+    "expect_status",
+    multiple=True,
+    help="Status that counts as success: a class like 2xx or a code (repeatable; "
+    "default 2xx and 3xx).",
+)
+@click.option("--host-header", help="Host header to send instead of the URL's host.")
+@click.option("--follow", is_flag=True, help="Follow redirects (at most 5).")
+@_with_tls_options
+@_rounds
+@_interval
+@_timeout
+@_json
+def probe_http_command(
+    url: str,
+    method: str,
+    expect_status: tuple[str, ...],
+    host_header: str | None,
+    follow: bool,
+    ca_file: str | None,
+    insecure: bool,
+    server_name: str | None,
+    count: int,
+    interval: float,
+    timeout: float,
+    as_json: bool,
+) -> None:
+    """Fetch the status line and headers of URL (http:// or https://)."""
+    http: dict[str, object] = {
+        "method": method,
+        "follow_redirects": follow,
+        "tls": _tls_block(ca_file, insecure, server_name),
+    }
+    if expect_status:
+        http["expect_status"] = list(expect_status)
+    if host_header:
+        http["host_header"] = host_header
+    _probe_check(
+        {"kind": "http", "target": url, "timeout": timeout, "http": http}, count, interval, as_json
+    )
+
+
+def _mail_command(kind: str, tls_flags: dict[str, str]) -> Callable[..., None]:
+    def command(
+        target: str,
+        tls_mode: str,
+        ehlo_name: str | None,
+        ca_file: str | None,
+        insecure: bool,
+        server_name: str | None,
+        count: int,
+        interval: float,
+        timeout: float,
+        as_json: bool,
+    ) -> None:
+        options: dict[str, object] = {
+            "tls_mode": tls_mode,
+            "tls": _tls_block(ca_file, insecure, server_name),
+        }
+        if ehlo_name:
+            options["ehlo_name"] = ehlo_name
+        _probe_check(
+            {"kind": kind, "target": target, "timeout": timeout, kind: options},
+            count,
+            interval,
+            as_json,
+        )
+
+    command.__doc__ = f"Read the {kind.upper()} greeting of HOST:PORT, optionally upgrade to TLS."
+    decorated: Callable[..., None] = command
+    for option in reversed([
+        click.argument("target", metavar="HOST:PORT"),
+        click.option("--tls", "tls_mode", type=click.Choice(list(tls_flags)), default="none",
+                     show_default=True, help=", ".join(f"{k}: {v}" for k, v in tls_flags.items())),
+        click.option("--ehlo-name", help="Name to give in EHLO (SMTP)."),
+        *_tls_options, _rounds, _interval, _timeout, _json,
+    ]):  # fmt: skip
+        decorated = option(decorated)
+    return probe.command(kind)(decorated)
+
+
+_mail_command(
+    "smtp",
+    {"none": "plain", "starttls": "EHLO then STARTTLS", "implicit": "TLS from the start (SMTPS)"},
+)
+_mail_command(
+    "pop3", {"none": "plain", "starttls": "STLS", "implicit": "TLS from the start (POP3S)"}
+)
+
+
+@probe.command("dns")
+@click.argument("server", metavar="SERVER")
+@click.option("--name", required=True, help="Name to query.")
+@click.option("--type", "record_type", default="A", show_default=True, help="Record type.")
+@click.option("--expect", multiple=True, help="A value the answer must contain (repeatable).")
+@click.option("--expect-rcode", default="NOERROR", show_default=True)
+@click.option("--tcp", is_flag=True, help="Query over TCP instead of UDP.")
+@_rounds
+@_interval
+@_timeout
+@_json
+def probe_dns_command(
+    server: str,
+    name: str,
+    record_type: str,
+    expect: tuple[str, ...],
+    expect_rcode: str,
+    tcp: bool,
+    count: int,
+    interval: float,
+    timeout: float,
+    as_json: bool,
+) -> None:
+    """Query SERVER (an address, or HOST:PORT) for NAME."""
+    dns = {
+        "name": name,
+        "type": record_type.upper(),
+        "expect": list(expect),
+        "expect_rcode": expect_rcode.upper(),
+        "tcp": tcp,
+    }
+    _probe_check(
+        {"kind": "dns", "target": server, "timeout": timeout, "dns": dns}, count, interval, as_json
+    )

@@ -12,9 +12,8 @@ validation library with its compiled schemas costs about 10 MB of that.
 from __future__ import annotations
 
 import ipaddress
-import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -22,6 +21,15 @@ from pathlib import Path
 import yaml
 
 from agent import yaml_events
+from agent.check_options import (
+    CheckOptions,
+    check_url,
+    read_dns,
+    read_host,
+    read_http,
+    read_mail,
+)
+from agent.config_fields import Fields
 from agent.errors import ConfigError
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
@@ -34,6 +42,16 @@ DAY = 86_400.0
 class CheckKind(StrEnum):
     ICMP = "icmp"
     TCP = "tcp"
+    HTTP = "http"
+    SMTP = "smtp"
+    POP3 = "pop3"
+    DNS = "dns"
+    HOST = "host"
+
+
+# Kinds whose round sends several probes (``packets`` x ``spacing``); the
+# others make one exchange per round.
+MULTI_PROBE_KINDS = frozenset({CheckKind.ICMP, CheckKind.TCP})
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +66,8 @@ class CheckConfig:
     # Probes per round (ICMP echoes, TCP connects) and the gap between them.
     packets: int = 1
     spacing: float = 1.0
+    # The kind's own options (http:, smtp:, pop3:, dns:, host: blocks).
+    options: CheckOptions | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,101 +109,74 @@ def parse_host_port(text: str) -> tuple[str, int]:
     return match["host"].strip("[]"), port
 
 
-class _Fields:
-    """Reads one mapping of the YAML, noting every problem with its field path.
+_OPTION_READERS: dict[CheckKind, Callable[[object, str, list[str]], CheckOptions]] = {
+    CheckKind.HTTP: read_http,
+    CheckKind.SMTP: read_mail,
+    CheckKind.POP3: read_mail,
+    CheckKind.DNS: read_dns,
+    CheckKind.HOST: read_host,
+}
+_CHECK_KEYS = {"id", "kind", "target", "interval", "timeout", "packets", "spacing"}
 
-    Each reader returns the default for a bad value so that reading goes on
-    and the user sees all problems at once.
-    """
 
-    def __init__(self, data: object, path: str, known: set[str], problems: list[str]) -> None:
-        self._path = path
-        self._problems = problems
-        self._data: Mapping[object, object] = {}
-        if isinstance(data, Mapping):
-            self._data = data
-            for key in data:
-                if key not in known:
-                    self.problem(str(key), "unknown setting")
-        elif data is not None:
-            problems.append(f"{path or '(top level)'}: must be a mapping of settings")
+def parse_dns_server(text: str) -> tuple[str, int]:
+    """A DNS server: an address (port 53) or HOST:PORT."""
+    try:
+        return str(parse_ip(text)), 53
+    except ValueError:
+        return parse_host_port(text)
 
-    def at(self, key: str) -> str:
-        return f"{self._path}.{key}" if self._path else key
 
-    def problem(self, key: str, message: str) -> None:
-        self._problems.append(f"{self.at(key)}: {message}")
+def _check_target(kind: CheckKind, target: str) -> None:
+    if kind is CheckKind.ICMP:
+        parse_ip(target)
+    elif kind in (CheckKind.TCP, CheckKind.SMTP, CheckKind.POP3):
+        parse_host_port(target)
+    elif kind is CheckKind.HTTP:
+        check_url(target)
+    elif kind is CheckKind.DNS:
+        parse_dns_server(target)
 
-    def raw(self, key: str) -> object:
-        return self._data.get(key)
 
-    def text(
-        self,
-        key: str,
-        default: str | None = None,
-        pattern: re.Pattern[str] | None = None,
-        max_length: int = 255,
-    ) -> str:
-        value = self._data.get(key, default)
-        if value is None:
-            self.problem(key, "required")
-            return ""
-        if not isinstance(value, str) or not value:
-            self.problem(key, f"must be a non-empty string, not {value!r}")
-            return default or ""
-        if len(value) > max_length:
-            self.problem(key, f"longer than {max_length} characters")
-        elif pattern is not None and not pattern.match(value):
-            self.problem(key, f"{value!r} must match {pattern.pattern}")
-        return value
+def _read_kind(f: Fields) -> CheckKind | None:
+    kind_text = f.text("kind")
+    try:
+        return CheckKind(kind_text)
+    except ValueError:
+        if kind_text:
+            f.problem("kind", f"{kind_text!r} is not one of {', '.join(CheckKind)}")
+        return None
 
-    def number(
-        self, key: str, default: float, low: float, high: float, low_open: bool = True
-    ) -> float:
-        value = self._data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
-            self.problem(key, f"must be a number, not {value!r}")
-            return default
-        too_low = value <= low if low_open else value < low
-        if too_low or value > high:
-            bracket = "(" if low_open else "["
-            self.problem(key, f"{value:g} is outside {bracket}{low:g}, {high:g}]")
-            return default
-        return float(value)
 
-    def integer(self, key: str, default: int, low: int, high: int) -> int:
-        value = self._data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.problem(key, f"must be a whole number, not {value!r}")
-            return default
-        if not low <= value <= high:
-            self.problem(key, f"{value} is outside [{low}, {high}]")
-            return default
-        return value
+def _read_options(
+    f: Fields, kind: CheckKind | None, path: str, problems: list[str]
+) -> CheckOptions | None:
+    for other in _OPTION_READERS:
+        if other is not kind and f.raw(other.value) is not None:
+            f.problem(other.value, f"options for {other.value} checks, but this is a {kind} check")
+    if kind is None or kind not in _OPTION_READERS:
+        return None
+    return _OPTION_READERS[kind](f.raw(kind.value), f.at(kind.value), problems)
 
 
 def _read_check(data: object, path: str, problems: list[str]) -> CheckConfig | None:
     before = len(problems)
-    f = _Fields(data, path, {"id", "kind", "target", "interval", "timeout", "packets",
-                             "spacing"}, problems)  # fmt: skip
+    f = Fields(data, path, _CHECK_KEYS | {k.value for k in _OPTION_READERS}, problems)
     check_id = f.text("id", pattern=ID_PATTERN)
-    kind_text = f.text("kind")
-    try:
-        kind: CheckKind | None = CheckKind(kind_text)
-    except ValueError:
-        kind = None
-        if kind_text:
-            f.problem("kind", f"{kind_text!r} is not one of {', '.join(CheckKind)}")
+    kind = _read_kind(f)
     target = f.text("target")
     interval = f.number("interval", 60.0, 0, DAY)
     timeout = f.number("timeout", 2.0, 0, 3600)
     packets = f.integer("packets", 1, 1, 10_000)
     spacing = f.number("spacing", 1.0, 0, 60, low_open=False)
+    options = _read_options(f, kind, path, problems)
     if kind is not None and target:
         try:
-            parse_ip(target) if kind is CheckKind.ICMP else parse_host_port(target)
+            _check_target(kind, target)
         except ValueError as exc:
             f.problem("target", str(exc))
+    if kind is not None and kind not in MULTI_PROBE_KINDS and packets != 1:
+        f.problem("packets", f"{kind} checks make one exchange per round; leave packets at 1")
     round_time = (packets - 1) * spacing + timeout
     if round_time > interval:
         problems.append(
@@ -192,12 +185,21 @@ def _read_check(data: object, path: str, problems: list[str]) -> CheckConfig | N
         )
     if len(problems) > before or kind is None:
         return None
-    return CheckConfig(check_id, kind, target, interval, timeout, packets, spacing)
+    return CheckConfig(check_id, kind, target, interval, timeout, packets, spacing, options)
+
+
+def check_from_mapping(data: Mapping[str, object], source: str = "probe") -> CheckConfig:
+    """One check, validated exactly like a check in the config file."""
+    problems: list[str] = []
+    check = _read_check(dict(data), "check", problems)
+    if problems or check is None:
+        raise ConfigError(f"{source}: invalid check\n  " + "\n  ".join(problems))
+    return check
 
 
 def _read_collector(data: object, problems: list[str]) -> CollectorConfig:
     default = CollectorConfig()
-    f = _Fields(data, "collector", {"address", "batch_max", "flush_interval",
+    f = Fields(data, "collector", {"address", "batch_max", "flush_interval",
                                     "heartbeat_interval", "buffer_max"}, problems)  # fmt: skip
     address = f.text("address", default.address)
     try:
@@ -254,7 +256,7 @@ def config_from_mapping(data: object, source: str = "config") -> AgentConfig:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: the top level must be a mapping of settings")
     problems: list[str] = []
-    f = _Fields(data, "", {"agent_id", "collector", "labels", "jitter", "checks"}, problems)
+    f = Fields(data, "", {"agent_id", "collector", "labels", "jitter", "checks"}, problems)
     config = AgentConfig(
         agent_id=f.text("agent_id", pattern=ID_PATTERN),
         collector=_read_collector(f.raw("collector"), problems),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from google.protobuf.message import Message
+
 from agent.stats import RttSummary
 from slawatch.v1 import observation_pb2 as pb
 
@@ -11,6 +13,13 @@ from slawatch.v1 import observation_pb2 as pb
 # defined once in proto/slawatch/v1/observation.proto.
 Outcome = pb.Outcome
 ErrorClass = pb.ErrorClass
+
+_DETAIL_FIELD: dict[type[Message], str] = {
+    pb.HttpDetail: "http",
+    pb.MailDetail: "mail",
+    pb.DnsDetail: "dns",
+    pb.HostDetail: "host",
+}
 
 
 @dataclass(slots=True)
@@ -26,6 +35,8 @@ class Observation:
     packets_sent: int = 0
     packets_received: int = 0
     rtt_samples_ns: list[int] = field(default_factory=list)
+    # Typed per-kind detail: pb.HttpDetail, pb.MailDetail, pb.DnsDetail or pb.HostDetail.
+    detail: Message | None = None
 
     @property
     def rtt(self) -> RttSummary | None:
@@ -51,4 +62,6 @@ class Observation:
             message.rtt.max_ns = summary.max_ns
             message.rtt.stddev_ns = summary.stddev_ns
             message.rtt.samples_ns.extend(self.rtt_samples_ns)
+        if self.detail is not None:
+            getattr(message, _DETAIL_FIELD[type(self.detail)]).CopyFrom(self.detail)
         return message

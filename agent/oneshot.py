@@ -8,7 +8,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from google.protobuf import json_format
+
+from agent.config import CheckConfig
 from agent.net.icmp_engine import IcmpEngine
+from agent.observation import Observation
+from agent.probes import build_probe
 from agent.probes.tcp import connect_once
 from agent.stats import percentile, wilson_interval
 from slawatch.v1 import observation_pb2 as pb
@@ -106,3 +111,64 @@ async def probe_tcp(
         if attempt.outcome == pb.OUTCOME_OK:
             rtts.append(attempt.rtt_ns)
     return OneShotReport("tcp", f"{host}:{port}", count, len(rtts), rtts, outcomes)
+
+
+async def probe_rounds(check: CheckConfig, count: int, interval: float) -> list[Observation]:
+    """Run ``count`` rounds of a check, ``interval`` seconds apart, without a collector."""
+    probe = build_probe(check, None)
+    observations = []
+    for index in range(count):
+        if index:
+            await asyncio.sleep(interval)
+        observations.append(await probe.run_round())
+    return observations
+
+
+def round_as_dict(observation: Observation) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "outcome": pb.Outcome.Name(observation.outcome).removeprefix("OUTCOME_").lower(),
+        "error_class": pb.ErrorClass.Name(observation.error_class)
+        .removeprefix("ERROR_CLASS_")
+        .lower(),
+        "error_detail": observation.error_detail,
+        "duration_ms": observation.duration_ns / 1e6,
+        "connect_ms": observation.rtt_samples_ns[0] / 1e6 if observation.rtt_samples_ns else None,
+    }
+    if observation.detail is not None:
+        result["detail"] = json_format.MessageToDict(
+            observation.detail, preserving_proto_field_name=True
+        )
+    return result
+
+
+def rounds_report(check: CheckConfig, observations: list[Observation]) -> dict[str, Any]:
+    return {
+        "kind": check.kind.value,
+        "target": check.target,
+        "rounds": len(observations),
+        "ok": sum(o.outcome == pb.OUTCOME_OK for o in observations),
+        "results": [round_as_dict(o) for o in observations],
+    }
+
+
+def rounds_text(check: CheckConfig, observations: list[Observation]) -> str:
+    lines = []
+    for observation in observations:
+        r = round_as_dict(observation)
+        why = f" ({r['error_class']}: {r['error_detail']})" if r["error_class"] != "none" else ""
+        facts = ", ".join(f"{k}={v}" for k, v in _flatten(r.get("detail", {})))
+        lines.append(
+            f"{check.kind} {check.target}: {r['outcome']}{why} in {r['duration_ms']:.1f} ms"
+            + (f"; {facts}" if facts else "")
+        )
+    return "\n".join(lines)
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    items: list[tuple[str, Any]] = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            items.extend(_flatten(value, f"{prefix}{key}."))
+        else:
+            items.append((f"{prefix}{key}", value))
+    return items

@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import time
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from typing import Protocol, cast
 
 from agent.config import CheckConfig, CheckKind
 from agent.net.icmp_engine import IcmpEngine
+from agent.net.streams import Phase, ProbeFailure
 from agent.observation import Observation
 from slawatch.v1 import observation_pb2 as pb
 
 WIRE_KIND: dict[CheckKind, pb.CheckKind] = {
     CheckKind.ICMP: pb.CHECK_KIND_ICMP,
     CheckKind.TCP: pb.CHECK_KIND_TCP,
+    CheckKind.HTTP: pb.CHECK_KIND_HTTP,
+    CheckKind.SMTP: pb.CHECK_KIND_SMTP,
+    CheckKind.POP3: pb.CHECK_KIND_POP3,
+    CheckKind.DNS: pb.CHECK_KIND_DNS,
+    CheckKind.HOST: pb.CHECK_KIND_HOST,
 }
+
+Exchange = Callable[[Phase, Observation], Awaitable[None]]
 
 
 class Probe(Protocol):
@@ -42,16 +53,60 @@ class RoundClock:
         return time.monotonic_ns() - self._start_mono
 
 
-def build_probe(check: CheckConfig, icmp_engine: IcmpEngine | None) -> Probe:
-    # Imported here so each probe module stays independent of the others.
-    if check.kind is CheckKind.ICMP:
-        from agent.probes.icmp import IcmpProbe
+async def run_exchange(check: CheckConfig, exchange: Exchange) -> Observation:
+    """One request/response round (http, smtp, pop3, dns) within the check's timeout.
 
+    ``exchange`` fills in the observation (detail, connect RTT) and raises
+    ``ProbeFailure`` to say why the round failed; a timeout is reported with
+    the step that was running.
+    """
+    clock = RoundClock()
+    observation = Observation(
+        check_id=check.id,
+        kind=WIRE_KIND[check.kind],
+        target=check.target,
+        start_unix_ns=clock.start_unix_ns,
+        duration_ns=0,
+        outcome=pb.OUTCOME_OK,
+        packets_sent=1,
+    )
+    phase = Phase()
+    failure: ProbeFailure | None = None
+    try:
+        async with asyncio.timeout(check.timeout):
+            await exchange(phase, observation)
+    except TimeoutError:
+        failure = phase.timeout_failure(check.timeout)
+    except ProbeFailure as exc:
+        failure = exc
+    observation.duration_ns = clock.elapsed_ns()
+    if failure is None:
+        observation.packets_received = 1
+    else:
+        observation.outcome = failure.outcome
+        observation.error_class = failure.error_class
+        observation.error_detail = failure.detail[:1024]
+    return observation
+
+
+_PROBE_MODULES = {
+    CheckKind.ICMP: ("agent.probes.icmp", "IcmpProbe"),
+    CheckKind.TCP: ("agent.probes.tcp", "TcpProbe"),
+    CheckKind.HTTP: ("agent.probes.http", "HttpProbe"),
+    CheckKind.SMTP: ("agent.probes.smtp", "SmtpProbe"),
+    CheckKind.POP3: ("agent.probes.pop3", "Pop3Probe"),
+    CheckKind.DNS: ("agent.probes.dns", "DnsProbe"),
+    CheckKind.HOST: ("agent.probes.host", "HostProbe"),
+}
+
+
+def build_probe(check: CheckConfig, icmp_engine: IcmpEngine | None) -> Probe:
+    """The probe for a check. Probe modules are imported only when a check needs
+    them, so an agent that only pings never loads an HTTP or DNS library."""
+    module_name, class_name = _PROBE_MODULES[check.kind]
+    probe_class = getattr(importlib.import_module(module_name), class_name)
+    if check.kind is CheckKind.ICMP:
         if icmp_engine is None:
             raise ValueError("ICMP checks need the shared ICMP engine")
-        return IcmpProbe(check, icmp_engine)
-    if check.kind is CheckKind.TCP:
-        from agent.probes.tcp import TcpProbe
-
-        return TcpProbe(check)
-    raise ValueError(f"no probe for kind {check.kind}")
+        return cast(Probe, probe_class(check, icmp_engine))
+    return cast(Probe, probe_class(check))

@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import errno
 import socket
 import time
 
 from agent.config import CheckConfig, parse_host_port
+from agent.net.streams import failure_from_os_error
 from agent.observation import Observation
 from agent.probes.base import WIRE_KIND, RoundClock
 from slawatch.v1 import observation_pb2 as pb
-
-_CONNECT_ERRNO: dict[int, tuple[pb.Outcome, pb.ErrorClass]] = {
-    errno.ECONNREFUSED: (pb.OUTCOME_REFUSED, pb.ERROR_CLASS_CONNECT_REFUSED),
-    errno.EHOSTUNREACH: (pb.OUTCOME_UNREACHABLE, pb.ERROR_CLASS_HOST_UNREACHABLE),
-    errno.ENETUNREACH: (pb.OUTCOME_UNREACHABLE, pb.ERROR_CLASS_NET_UNREACHABLE),
-    errno.EACCES: (pb.OUTCOME_UNREACHABLE, pb.ERROR_CLASS_ADMIN_PROHIBITED),
-    errno.EPERM: (pb.OUTCOME_UNREACHABLE, pb.ERROR_CLASS_ADMIN_PROHIBITED),
-    errno.ETIMEDOUT: (pb.OUTCOME_TIMEOUT, pb.ERROR_CLASS_CONNECT_TIMEOUT),
-}
 
 
 class ConnectAttempt:
@@ -60,10 +51,8 @@ async def connect_once(host: str, port: int, timeout: float) -> ConnectAttempt:
             pb.OUTCOME_TIMEOUT, pb.ERROR_CLASS_CONNECT_TIMEOUT, f"no answer in {timeout:g}s"
         )
     except OSError as exc:
-        outcome, error_class = _CONNECT_ERRNO.get(
-            exc.errno or 0, (pb.OUTCOME_ERROR, pb.ERROR_CLASS_LOCAL_ERROR)
-        )
-        return ConnectAttempt(outcome, error_class, exc.strerror or str(exc))
+        failure = failure_from_os_error(exc)
+        return ConnectAttempt(failure.outcome, failure.error_class, failure.detail)
     finally:
         sock.close()
 

@@ -1,0 +1,145 @@
+"""Per-kind options of a check: the ``http:``, ``smtp:``, ``pop3:``, ``dns:`` and ``host:`` blocks.
+
+Plain data, validated here, so that loading a config never imports a probe's
+libraries; docs/checks.md documents every option with an example.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+from urllib.parse import urlsplit
+
+from agent.config_fields import Fields
+
+STATUS_CLASS = re.compile(r"^[1-5](xx|\d\d)$")
+DNS_TYPES = ("A", "AAAA", "CNAME", "MX", "NS", "PTR", "SOA", "SRV", "TXT", "CAA")
+DNS_RCODES = ("NOERROR", "NXDOMAIN", "SERVFAIL", "REFUSED", "FORMERR", "NOTIMP")
+
+
+class TlsMode(StrEnum):
+    NONE = "none"
+    STARTTLS = "starttls"  # SMTP STARTTLS, POP3 STLS
+    IMPLICIT = "implicit"  # SMTPS, POP3S
+
+
+@dataclass(frozen=True, slots=True)
+class TlsOptions:
+    verify: bool = True
+    # A CA bundle to verify against instead of the system's (a private CA).
+    ca_file: str | None = None
+    # The name to verify the certificate against, if not the target's host.
+    server_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HttpOptions:
+    method: str = "HEAD"
+    # Status codes that count as success: classes like 2xx or exact codes like 301.
+    expect_status: tuple[str, ...] = ("2xx", "3xx")
+    host_header: str | None = None
+    follow_redirects: bool = False
+    tls: TlsOptions = field(default_factory=TlsOptions)
+
+
+@dataclass(frozen=True, slots=True)
+class MailOptions:
+    """SMTP and POP3."""
+
+    tls_mode: TlsMode = TlsMode.NONE
+    ehlo_name: str = "slawatch.invalid"
+    tls: TlsOptions = field(default_factory=TlsOptions)
+
+
+@dataclass(frozen=True, slots=True)
+class DnsOptions:
+    name: str = ""
+    record_type: str = "A"
+    # If set, the answer must contain each of these (text form, e.g. an address).
+    expect: tuple[str, ...] = ()
+    expect_rcode: str = "NOERROR"
+    # Query over TCP from the start instead of UDP with fallback on truncation.
+    tcp: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HostOptions:
+    mounts: tuple[str, ...] = ("/",)
+    disk_full_ratio: float = 0.95
+    inodes_full_ratio: float = 0.95
+    memory_full_ratio: float = 0.98
+    # Process names that must be running (e.g. nginx, postfix, dovecot).
+    processes: tuple[str, ...] = ()
+    # Interfaces to report (default: all but loopback).
+    interfaces: tuple[str, ...] = ()
+
+
+CheckOptions = HttpOptions | MailOptions | DnsOptions | HostOptions
+
+
+def read_tls(data: object, path: str, problems: list[str]) -> TlsOptions:
+    f = Fields(data, path, {"verify", "ca_file", "server_name"}, problems)
+    return TlsOptions(
+        verify=f.boolean("verify", True),
+        ca_file=f.optional_text("ca_file", max_length=4096),
+        server_name=f.optional_text("server_name"),
+    )
+
+
+def read_http(data: object, path: str, problems: list[str]) -> HttpOptions:
+    f = Fields(data, path, {"method", "expect_status", "host_header", "follow_redirects",
+                            "tls"}, problems)  # fmt: skip
+    expect = f.text_list("expect_status", ("2xx", "3xx"), max_items=20)
+    for status in expect:
+        if not STATUS_CLASS.match(status):
+            f.problem("expect_status", f"{status!r} is neither a class like 2xx nor a code")
+    return HttpOptions(
+        method=f.choice("method", "HEAD", ("HEAD", "GET")),
+        expect_status=expect,
+        host_header=f.optional_text("host_header"),
+        follow_redirects=f.boolean("follow_redirects", False),
+        tls=read_tls(f.raw("tls"), f.at("tls"), problems),
+    )
+
+
+def read_mail(data: object, path: str, problems: list[str]) -> MailOptions:
+    f = Fields(data, path, {"tls_mode", "ehlo_name", "tls"}, problems)
+    return MailOptions(
+        tls_mode=TlsMode(f.choice("tls_mode", "none", tuple(TlsMode))),
+        ehlo_name=f.text("ehlo_name", "slawatch.invalid"),
+        tls=read_tls(f.raw("tls"), f.at("tls"), problems),
+    )
+
+
+def read_dns(data: object, path: str, problems: list[str]) -> DnsOptions:
+    f = Fields(data, path, {"name", "type", "expect", "expect_rcode", "tcp"}, problems)
+    return DnsOptions(
+        name=f.text("name"),
+        record_type=f.choice("type", "A", DNS_TYPES),
+        expect=f.text_list("expect", (), max_items=50),
+        expect_rcode=f.choice("expect_rcode", "NOERROR", DNS_RCODES),
+        tcp=f.boolean("tcp", False),
+    )
+
+
+def read_host(data: object, path: str, problems: list[str]) -> HostOptions:
+    f = Fields(data, path, {"mounts", "disk_full_ratio", "inodes_full_ratio",
+                            "memory_full_ratio", "processes", "interfaces"}, problems)  # fmt: skip
+    return HostOptions(
+        mounts=f.text_list("mounts", ("/",)),
+        disk_full_ratio=f.number("disk_full_ratio", 0.95, 0.0, 1.0),
+        inodes_full_ratio=f.number("inodes_full_ratio", 0.95, 0.0, 1.0),
+        memory_full_ratio=f.number("memory_full_ratio", 0.98, 0.0, 1.0),
+        processes=f.text_list("processes"),
+        interfaces=f.text_list("interfaces"),
+    )
+
+
+def check_url(target: str) -> None:
+    """An http check's target: an absolute http or https URL."""
+    parts = urlsplit(target)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{target!r} is not an http:// or https:// URL")
+    if parts.port is not None and not 1 <= parts.port <= 65535:
+        raise ValueError(f"port {parts.port} in {target!r} is outside 1-65535")
