@@ -90,7 +90,7 @@ class DnsProbe:
             # server's host comes back as "refused" instead of a silent timeout.
             backend = dns.asyncbackend.get_backend("asyncio")
             family = dns.inet.af_for_address(server)
-            udp = await backend.make_socket(
+            udp = await backend.make_socket(  # type: ignore[no-untyped-call]
                 family, socket.SOCK_DGRAM, 0, None, (server, self._port)
             )
             try:

@@ -102,6 +102,104 @@ class _AgentCollector(Collector):
         yield from (connected, sessions, last, rss, cpu, skipped, load, memory, boot)
 
 
+class _HostMetrics:
+    """What the host check reports, per agent and check (and mount, interface, process)."""
+
+    def __init__(self, r: CollectorRegistry) -> None:
+        labels = ("agent", "check")
+        self.ratios = {
+            name: Gauge(f"slawatch_host_{name}", help_text, labels, registry=r)
+            for name, help_text in (
+                ("cpu_ratio", "Node CPU in use."),
+                ("memory_used_ratio", "Node memory in use (1 - available/total)."),
+                ("swap_used_ratio", "Node swap in use."),
+                ("load1", "Node 1-minute load average."),
+            )
+        }
+        self.disk = Gauge(
+            "slawatch_host_disk_used_ratio",
+            "Disk space in use, per mount.",
+            (*labels, "mount"),
+            registry=r,
+        )
+        self.inodes = Gauge(
+            "slawatch_host_inodes_used_ratio",
+            "Inodes in use, per mount.",
+            (*labels, "mount"),
+            registry=r,
+        )
+        self.bytes = Gauge(
+            "slawatch_host_interface_bytes_per_second",
+            "Interface throughput over the last interval.",
+            (*labels, "interface", "direction"),
+            registry=r,
+        )
+        self.packets = Gauge(
+            "slawatch_host_interface_packets_per_second",
+            "Interface packet rate over the last interval.",
+            (*labels, "interface", "direction"),
+            registry=r,
+        )
+        self.errors = Gauge(
+            "slawatch_host_interface_errors",
+            "Interface errors and drops since the node booted.",
+            (*labels, "interface", "direction", "type"),
+            registry=r,
+        )
+        self.processes = Gauge(
+            "slawatch_host_process_running",
+            "How many processes of a configured name run.",
+            (*labels, "process"),
+            registry=r,
+        )
+        self.findings = Gauge(
+            "slawatch_host_findings",
+            "Findings of the last round, by kind.",
+            (*labels, "kind"),
+            registry=r,
+        )
+        self.reboots = Counter(
+            "slawatch_host_reboots_total", "Reboots the host check saw.", labels, registry=r
+        )
+
+    def observe(self, agent_id: str, check_id: str, host: pb.HostDetail) -> None:
+        key = (agent_id, check_id)
+        for name, gauge in self.ratios.items():
+            gauge.labels(*key).set(getattr(host, name))
+        for disk in host.disks:
+            if not disk.error:
+                self.disk.labels(*key, disk.mount).set(disk.used_ratio)
+                self.inodes.labels(*key, disk.mount).set(disk.inodes_used_ratio)
+        for nic in host.interfaces:
+            for direction in ("rx", "tx"):
+                self.bytes.labels(*key, nic.name, direction).set(
+                    getattr(nic, f"{direction}_bytes_per_second")
+                )
+                self.packets.labels(*key, nic.name, direction).set(
+                    getattr(nic, f"{direction}_packets_per_second")
+                )
+                for kind in ("errors", "dropped"):
+                    self.errors.labels(*key, nic.name, direction, kind).set(
+                        getattr(nic, f"{direction}_{kind}")
+                    )
+        for process in host.processes:
+            self.processes.labels(*key, process.name).set(process.running)
+        counts = {kind: 0 for kind in FINDING_NAMES.values()}
+        for finding in host.findings:
+            counts[FINDING_NAMES[finding.kind]] += 1
+        for kind, count in counts.items():
+            self.findings.labels(*key, kind).set(count)
+        if counts["rebooted"]:
+            self.reboots.labels(*key).inc()
+
+
+FINDING_NAMES = {
+    number: name.removeprefix("KIND_").lower()
+    for name, number in pb.Finding.Kind.items()
+    if number != pb.Finding.KIND_UNSPECIFIED
+}
+
+
 class CollectorMetrics:
     def __init__(
         self, registry: CollectorRegistry | None = None, max_check_series: int = 10_000
@@ -154,6 +252,37 @@ class CollectorMetrics:
             buckets=RTT_BUCKETS,
             registry=r,
         )
+        self.duration = Gauge(
+            "slawatch_probe_duration_seconds",
+            "How long the check's last round took.",
+            CHECK_LABELS,
+            registry=r,
+        )
+        self.http_status = Gauge(
+            "slawatch_probe_http_status_code",
+            "HTTP status of the last round.",
+            CHECK_LABELS,
+            registry=r,
+        )
+        self.ttfb = Gauge(
+            "slawatch_probe_http_time_to_first_byte_seconds",
+            "From sending the request to the first byte of the response, last round.",
+            CHECK_LABELS,
+            registry=r,
+        )
+        self.tls_handshake = Gauge(
+            "slawatch_probe_tls_handshake_seconds",
+            "TLS handshake time of the last round.",
+            CHECK_LABELS,
+            registry=r,
+        )
+        self.cert_expiry = Gauge(
+            "slawatch_probe_tls_cert_expiry_timestamp_seconds",
+            "When the server certificate seen last expires (verified rounds only).",
+            CHECK_LABELS,
+            registry=r,
+        )
+        self._host = _HostMetrics(r)
         self.batches = Counter(
             "slawatch_ingest_batches_total",
             "Observation batches received, by result.",
@@ -221,3 +350,20 @@ class CollectorMetrics:
         histogram = self.rtt.labels(*key)
         for sample in o.rtt.samples_ns:
             histogram.observe(sample / 1e9)
+        self.duration.labels(*key).set(o.duration_ns / 1e9)
+        detail = o.WhichOneof("detail")
+        if detail == "http":
+            self.http_status.labels(*key).set(o.http.status_code)
+            self.ttfb.labels(*key).set(o.http.time_to_first_byte_ns / 1e9)
+            self._observe_tls(key, o.http.tls if o.http.HasField("tls") else None)
+        elif detail == "mail":
+            self._observe_tls(key, o.mail.tls if o.mail.HasField("tls") else None)
+        elif detail == "host":
+            self._host.observe(agent_id, o.check_id, o.host)
+
+    def _observe_tls(self, key: tuple[str, str, str, str], tls: pb.TlsDetail | None) -> None:
+        if tls is None:
+            return
+        self.tls_handshake.labels(*key).set(tls.handshake_ns / 1e9)
+        if tls.cert_not_after_unix:
+            self.cert_expiry.labels(*key).set(tls.cert_not_after_unix)

@@ -11,9 +11,11 @@ upgraded after the collector, never before (see docs/architecture.md).
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from google.protobuf.unknown_fields import UnknownFieldSet
 
@@ -159,6 +161,52 @@ def validate_observation(o: pb.Observation, path: str, now_ns: int, limits: Limi
             f"{path}: received {o.packets_received} of sent {o.packets_sent}",
         )
     _validate_rtt(o, path)
+    detail_kind = o.WhichOneof("detail")
+    if detail_kind is not None:
+        validate_detail(getattr(o, detail_kind), f"{path}.{detail_kind}")
+
+
+MAX_DETAIL_ITEMS = 256
+MAX_DETAIL_STRING = 256
+
+
+def validate_detail(message: Message, path: str) -> None:
+    """Walk a typed detail (HTTP, mail, DNS, host): no unknown fields at any depth,
+    bounded strings and lists, finite non-negative numbers, ratios within [0, 1],
+    enums with known values. Generic, so a new detail message is covered as is."""
+    _reject_unknown(message, path)
+    for field, value in message.ListFields():
+        where = f"{path}.{field.name}"
+        items = list(value) if field.is_repeated else [value]
+        if len(items) > MAX_DETAIL_ITEMS:
+            raise InvalidMessage(
+                "too_long", f"{where}: {len(items)} items, limit {MAX_DETAIL_ITEMS}"
+            )
+        for index, item in enumerate(items):
+            item_path = f"{where}[{index}]" if field.is_repeated else where
+            _validate_value(field, item, item_path)
+
+
+def _validate_value(field: FieldDescriptor, value: object, path: str) -> None:
+    if field.type == field.TYPE_MESSAGE:
+        assert isinstance(value, Message)
+        validate_detail(value, path)
+    elif field.type == field.TYPE_STRING:
+        _check_length(str(value), MAX_DETAIL_STRING, path)
+    elif field.type == field.TYPE_ENUM:
+        _check_enum_value(field, int(value), path)  # type: ignore[call-overload]
+    elif field.type in (field.TYPE_DOUBLE, field.TYPE_INT64):
+        number = float(value)  # type: ignore[arg-type]
+        if not 0.0 <= number < math.inf:  # also refuses NaN
+            raise InvalidMessage("protocol", f"{path}: {value} is not a finite number >= 0")
+        if field.name.endswith("_ratio") and number > 1.0:
+            raise InvalidMessage("protocol", f"{path}: ratio {value} above 1")
+
+
+def _check_enum_value(field: FieldDescriptor, value: int, path: str) -> None:
+    enum = field.enum_type
+    if enum is None or value not in enum.values_by_number or value == 0:
+        raise InvalidMessage("bad_enum", f"{path}: {value} is not a known value")
 
 
 def _validate_rtt(o: pb.Observation, path: str) -> None:

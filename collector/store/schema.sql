@@ -1,4 +1,4 @@
--- slawatch collector store, schema version 1 (PRAGMA user_version).
+-- slawatch collector store, schema version 1 (PRAGMA user_version); later steps are in sqlite.py MIGRATIONS.
 -- Times are integer nanoseconds since the Unix epoch (UTC) unless named _unix.
 
 CREATE TABLE IF NOT EXISTS agents (

@@ -29,13 +29,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
+from google.protobuf import json_format
+
 from collector.errors import StoreError
 from slawatch.v1 import observation_pb2 as pb
 from slawatch.v1 import uplink_pb2 as up
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
 T = TypeVar("T")
 
 
@@ -92,15 +93,25 @@ def observation_row(
         o.packets_sent, o.packets_received,
         o.rtt.min_ns if has_rtt else None, o.rtt.mean_ns if has_rtt else None,
         o.rtt.max_ns if has_rtt else None, o.rtt.stddev_ns if has_rtt else None,
-        pack_samples(o.rtt.samples_ns),
+        pack_samples(o.rtt.samples_ns), detail_json(o),
     )  # fmt: skip
+
+
+def detail_json(o: pb.Observation) -> str | None:
+    """The typed detail (HTTP status, DNS answers, host findings ...) as JSON, for SQL."""
+    kind = o.WhichOneof("detail")
+    if kind is None:
+        return None
+    body = json_format.MessageToDict(getattr(o, kind), preserving_proto_field_name=True)
+    return json.dumps({kind: body}, separators=(",", ":"))
 
 
 _INSERT_OBSERVATION = """
 INSERT INTO observations (agent_id, sequence_epoch, sequence, check_id, kind, target,
     start_ns, duration_ns, outcome, error_class, error_detail, packets_sent,
-    packets_received, rtt_min_ns, rtt_mean_ns, rtt_max_ns, rtt_stddev_ns, rtt_samples)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    packets_received, rtt_min_ns, rtt_mean_ns, rtt_max_ns, rtt_stddev_ns, rtt_samples,
+    detail_json)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 
@@ -120,15 +131,27 @@ def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
     return conn
 
 
+# Each step takes the store from version N-1 to N; schema.sql is version 1.
+# Steps only add (tables, nullable columns), so old rows stay valid as they are.
+MIGRATIONS: dict[int, str] = {
+    1: "schema.sql",
+    2: "ALTER TABLE observations ADD COLUMN detail_json TEXT;",
+}
+SCHEMA_VERSION = max(MIGRATIONS)
+
+
 def _migrate(conn: sqlite3.Connection, path: Path) -> None:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
         raise StoreError(
             f"store {path} has schema version {version}; this collector knows {SCHEMA_VERSION}"
         )
-    if version < SCHEMA_VERSION:
-        schema = resources.files("collector.store").joinpath("schema.sql").read_text()
-        conn.executescript(f"BEGIN; {schema}; PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
+    for step in range(version + 1, SCHEMA_VERSION + 1):
+        script = MIGRATIONS[step]
+        if script.endswith(".sql"):
+            script = resources.files("collector.store").joinpath(script).read_text()
+        # One transaction per step: a failed step leaves the store at the previous version.
+        conn.executescript(f"BEGIN; {script}; PRAGMA user_version={step}; COMMIT;")
 
 
 @contextmanager

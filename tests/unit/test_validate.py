@@ -130,3 +130,42 @@ def test_empty_envelope_and_bad_heartbeat() -> None:
         validate_heartbeat(heartbeat)
     with pytest.raises(InvalidMessage, match="NaN"):
         validate_heartbeat(up.Heartbeat(host=up.HostSnapshot(load1=float("nan"))))
+
+
+def _with_host_detail(change: Callable[[pb.HostDetail], None]) -> up.ObservationBatch:
+    o = good_observation()
+    o.kind = pb.CHECK_KIND_HOST
+    o.host.memory_used_ratio = 0.5
+    o.host.disks.add(mount="/", used_ratio=0.4)
+    change(o.host)
+    return batch_of(o)
+
+
+def test_a_good_detail_passes() -> None:
+    validate_batch(_with_host_detail(lambda h: None), NOW, LIMITS)
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        (lambda h: setattr(h, "memory_used_ratio", 1.5), "host.memory_used_ratio: ratio 1.5"),
+        (lambda h: setattr(h, "load1", float("nan")), "host.load1: nan"),
+        (lambda h: setattr(h.disks[0], "used_ratio", -0.1), r"host.disks\[0\].used_ratio"),
+        (lambda h: setattr(h.disks[0], "mount", "m" * 300), r"host.disks\[0\].mount: 300"),
+        (lambda h: [h.processes.add(name="p") for _ in range(300)], "300 items"),
+        (lambda h: h.findings.add(kind=77), r"host.findings\[0\].kind: 77"),
+    ],
+)
+def test_bad_detail_is_rejected_naming_the_field(
+    change: Callable[[pb.HostDetail], None], fragment: str
+) -> None:
+    with pytest.raises(InvalidMessage, match=fragment):
+        validate_batch(_with_host_detail(change), NOW, LIMITS)
+
+
+def test_unknown_field_deep_inside_a_detail_is_rejected() -> None:
+    o = good_observation()
+    disk = pb.DiskUsage(mount="/")
+    o.host.disks.add().MergeFromString(disk.SerializeToString() + bytes([0xF8, 0x07, 0x01]))
+    with pytest.raises(InvalidMessage, match=r"host.disks\[0\]: unknown field number"):
+        validate_batch(batch_of(o), NOW, LIMITS)

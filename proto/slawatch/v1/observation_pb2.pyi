@@ -209,16 +209,18 @@ class HostDetail(_message.Message):
     def __init__(self, cpu_ratio: _Optional[float] = ..., memory_used_ratio: _Optional[float] = ..., swap_used_ratio: _Optional[float] = ..., load1: _Optional[float] = ..., load5: _Optional[float] = ..., load15: _Optional[float] = ..., boot_time_unix: _Optional[int] = ..., disks: _Optional[_Iterable[_Union[DiskUsage, _Mapping]]] = ..., interfaces: _Optional[_Iterable[_Union[InterfaceRates, _Mapping]]] = ..., processes: _Optional[_Iterable[_Union[ProcessState, _Mapping]]] = ..., agent_rss_bytes: _Optional[int] = ..., agent_cpu_seconds: _Optional[float] = ..., findings: _Optional[_Iterable[_Union[Finding, _Mapping]]] = ...) -> None: ...
 
 class DiskUsage(_message.Message):
-    __slots__ = ("mount", "used_ratio", "inodes_used_ratio", "total_bytes")
+    __slots__ = ("mount", "used_ratio", "inodes_used_ratio", "total_bytes", "error")
     MOUNT_FIELD_NUMBER: _ClassVar[int]
     USED_RATIO_FIELD_NUMBER: _ClassVar[int]
     INODES_USED_RATIO_FIELD_NUMBER: _ClassVar[int]
     TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
     mount: str
     used_ratio: float
     inodes_used_ratio: float
     total_bytes: int
-    def __init__(self, mount: _Optional[str] = ..., used_ratio: _Optional[float] = ..., inodes_used_ratio: _Optional[float] = ..., total_bytes: _Optional[int] = ...) -> None: ...
+    error: str
+    def __init__(self, mount: _Optional[str] = ..., used_ratio: _Optional[float] = ..., inodes_used_ratio: _Optional[float] = ..., total_bytes: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
 
 class InterfaceRates(_message.Message):
     __slots__ = ("name", "rx_packets_per_second", "tx_packets_per_second", "rx_bytes_per_second", "tx_bytes_per_second", "rx_errors", "tx_errors", "rx_dropped", "tx_dropped")
