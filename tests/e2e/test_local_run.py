@@ -33,10 +33,14 @@ def test_collector_with_local_agent_runs_and_summarises(lab: Lab, tmp_path: Path
         "icmp-loopback-v6",
         "tcp-collector-grpc",
         "tcp-closed-port",
+        "http-collector-metrics",
+        "host",
     }
     for check in ("icmp-loopback-v4", "icmp-loopback-v6"):
         sent, received = int(rows[check][5]), int(rows[check][6])
         assert sent >= 20, rows[check]
         assert received == sent, rows[check]
     assert rows["tcp-collector-grpc"][-1] == "ok"
+    assert rows["http-collector-metrics"][-1] == "ok"
     assert rows["tcp-closed-port"][-2:] == ["refused", "(connect_refused)"]
+    assert rows["host"][-1] in ("ok", "(rebooted)", "(resource_exhausted)")  # this machine's state
