@@ -6,6 +6,7 @@ libraries; docs/checks.md documents every option with an example.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -80,9 +81,12 @@ CheckOptions = HttpOptions | MailOptions | DnsOptions | HostOptions
 
 def read_tls(data: object, path: str, problems: list[str]) -> TlsOptions:
     f = Fields(data, path, {"verify", "ca_file", "server_name"}, problems)
+    ca_file = f.optional_text("ca_file", max_length=4096)
+    if ca_file is not None and not os.access(ca_file, os.R_OK):
+        f.problem("ca_file", f"{ca_file!r} is not a readable file")
     return TlsOptions(
         verify=f.boolean("verify", True),
-        ca_file=f.optional_text("ca_file", max_length=4096),
+        ca_file=ca_file,
         server_name=f.optional_text("server_name"),
     )
 
