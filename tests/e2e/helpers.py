@@ -77,13 +77,21 @@ def start_tcp_listener(host: Host, port: int, seconds: float = 300) -> None:
     host.spawn([sys.executable, "-c", _LISTENER, str(port), str(seconds)])
 
 
-def scrape(host: Host, url: str) -> dict[tuple[str, str], float]:
-    """Samples by (name, check label) from the collector's /metrics."""
+def scrape_samples(host: Host, url: str) -> list[tuple[str, dict[str, str], float]]:
+    """Every sample of the collector's /metrics: (name, labels, value)."""
     text = host.run([sys.executable, "-c", _FETCH, url], timeout=10)
-    return {
-        (sample.name, sample.labels.get("check", sample.labels.get("agent", ""))): sample.value
+    return [
+        (sample.name, sample.labels, sample.value)
         for family in text_string_to_metric_families(text)
         for sample in family.samples
+    ]
+
+
+def scrape(host: Host, url: str) -> dict[tuple[str, str], float]:
+    """Samples by (name, check label) from the collector's /metrics (one per check)."""
+    return {
+        (name, labels.get("check", labels.get("agent", ""))): value
+        for name, labels, value in scrape_samples(host, url)
     }
 
 

@@ -7,13 +7,14 @@ the only change made to the example is the path of the CA file.
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.e2e.conftest import needs
-from tests.e2e.helpers import start_agent, start_collector, tail, wait_for
+from tests.e2e.helpers import scrape, scrape_samples, start_agent, start_collector, tail, wait_for
 from tests.lab.netlab import Lab
 from tests.lab.pki import make_ca
 from tests.lab.servers import start_dns, start_nginx, start_pop3, start_smtp
@@ -55,7 +56,7 @@ def test_every_check_of_the_example_config_succeeds(lab: Lab, tmp_path: Path) ->
     start_pop3(node, tmp_path, cert, port=1110, pop3s_port=None, **local)
     start_dns(node, tmp_path, port=5353, **local)
     db = tmp_path / "collector.db"
-    start_collector(node, "127.0.0.1", db, tmp_path)
+    metrics_url = start_collector(node, "127.0.0.1", db, tmp_path)
     config = _with_ca(yaml.safe_load(EXAMPLE.read_text()), str(ca.cert_path))
     assert isinstance(config, dict)
     start_agent(node, config, tmp_path)
@@ -72,3 +73,15 @@ def test_every_check_of_the_example_config_succeeds(lab: Lab, tmp_path: Path) ->
         raise AssertionError(
             f"latest outcomes: {_latest_outcomes(db)}\nagent log:\n{tail(tmp_path / 'agent.log')}"
         ) from None
+
+    # The new kinds reach Grafana too.
+    metrics = scrape(node, metrics_url)
+    assert metrics[("slawatch_probe_http_status_code", "web")] == 200
+    assert metrics[("slawatch_probe_tls_cert_expiry_timestamp_seconds", "web-tls")] > time.time()
+    assert metrics[("slawatch_probe_tls_handshake_seconds", "mail-smtp")] > 0
+    assert metrics[("slawatch_probe_success", "dns-www")] == 1
+    assert 0 < metrics[("slawatch_host_disk_used_ratio", "node")] < 1
+    assert metrics[("slawatch_host_process_running", "node")] >= 1  # nginx
+    findings = [v for n, labels, v in scrape_samples(node, metrics_url)
+                if n == "slawatch_host_findings" and labels["check"] == "node"]  # fmt: skip
+    assert findings == [0, 0, 0, 0, 0]  # one per kind, none found
