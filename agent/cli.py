@@ -69,6 +69,8 @@ def run(
     """Run the agent daemon."""
     from agent.runner import run_agent
 
+    if summary_json is not None and not summary_json.parent.is_dir():
+        _fail(f"--summary-json: no folder {summary_json.parent}")
     try:
         config = load_config(config_path, collector_address)
         summary = asyncio.run(run_agent(config, duration))

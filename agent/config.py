@@ -36,6 +36,12 @@ ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 LABEL_KEY_PATTERN = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,63}$")
 _PORT_TARGET = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[^:\s]+):(?P<port>\d{1,5})$")
 MAX_CHECKS = 100_000
+MAX_LABELS = 32  # the collector's limit too
+MIN_INTERVAL = 0.1
+# Probes of a round at least 1 ms apart: bursts overflow the receive queue.
+MIN_SPACING = 0.001
+# The part of its interval a round may take at most.
+ROUND_SHARE = 0.9
 DAY = 86_400.0
 
 
@@ -165,10 +171,10 @@ def _read_check(data: object, path: str, problems: list[str]) -> CheckConfig | N
     check_id = f.text("id", pattern=ID_PATTERN)
     kind = _read_kind(f)
     target = f.text("target")
-    interval = f.number("interval", 60.0, 0, DAY)
+    interval = f.number("interval", 60.0, MIN_INTERVAL, DAY, low_open=False)
     timeout = f.number("timeout", 2.0, 0, 3600)
     packets = f.integer("packets", 1, 1, 10_000)
-    spacing = f.number("spacing", 1.0, 0, 60, low_open=False)
+    spacing = f.number("spacing", 1.0, MIN_SPACING, 60, low_open=False)
     options = _read_options(f, kind, path, problems)
     if kind is not None and target:
         try:
@@ -178,10 +184,12 @@ def _read_check(data: object, path: str, problems: list[str]) -> CheckConfig | N
     if kind is not None and kind not in MULTI_PROBE_KINDS and packets != 1:
         f.problem("packets", f"{kind} checks make one exchange per round; leave packets at 1")
     round_time = (packets - 1) * spacing + timeout
-    if round_time > interval:
+    if round_time > ROUND_SHARE * interval:
+        # A round that can last its whole interval would make the next one be
+        # skipped whenever the target is down: exactly when rounds matter most.
         problems.append(
-            f"{path}: a round takes up to (packets-1)*spacing+timeout = {round_time:g}s, "
-            f"longer than interval {interval:g}s"
+            f"{path}: a round takes up to (packets-1)*spacing+timeout = {round_time:g}s; "
+            f"keep it within {ROUND_SHARE:.0%} of interval {interval:g}s"
         )
     if len(problems) > before or kind is None:
         return None
@@ -220,6 +228,9 @@ def _read_labels(data: object, problems: list[str]) -> dict[str, str]:
         return {}
     if not isinstance(data, Mapping):
         problems.append("labels: must be a mapping of names to values")
+        return {}
+    if len(data) > MAX_LABELS:
+        problems.append(f"labels: {len(data)} labels, at most {MAX_LABELS}")
         return {}
     labels: dict[str, str] = {}
     for key, value in data.items():
@@ -275,6 +286,8 @@ def load_config(path: Path, collector_address: str | None = None) -> AgentConfig
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     try:
         data = yaml_events.load(text)
     except yaml.YAMLError as exc:

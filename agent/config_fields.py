@@ -59,8 +59,14 @@ class Fields:
         self, key: str, default: float, low: float, high: float, low_open: bool = True
     ) -> float:
         value = self._data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
-            self.problem(key, f"must be a number, not {value!r}")
+        try:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError
+            value = float(value)  # OverflowError for a 400-digit integer
+            if math.isnan(value):
+                raise ValueError
+        except (ValueError, OverflowError):
+            self.problem(key, f"must be a number, not {str(value)[:40]!r}")
             return default
         too_low = value <= low if low_open else value < low
         if too_low or value > high:

@@ -9,10 +9,8 @@ from google.protobuf.message import Message
 from agent.stats import RttSummary
 from slawatch.v1 import observation_pb2 as pb
 
-# Outcome and error class values are the wire enums themselves: one taxonomy,
-# defined once in proto/slawatch/v1/observation.proto.
-Outcome = pb.Outcome
-ErrorClass = pb.ErrorClass
+# Outcome and error class values are the wire enums themselves (pb.Outcome,
+# pb.ErrorClass): one taxonomy, defined once in proto/slawatch/v1/observation.proto.
 
 _DETAIL_FIELD: dict[type[Message], str] = {
     pb.HttpDetail: "http",

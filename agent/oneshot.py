@@ -28,6 +28,8 @@ class OneShotReport:
     rtts_ns: list[int]
     # How each probe ended (ok, timeout, refused ...), for kinds that say so.
     outcomes: Counter[str] = field(default_factory=Counter)
+    # Distinct error texts, so "error 1" never stands alone.
+    errors: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         lost = self.sent - self.received
@@ -44,6 +46,8 @@ class OneShotReport:
         }
         if self.outcomes:
             report["outcomes"] = dict(self.outcomes)
+        if self.errors:
+            report["errors"] = self.errors
         return report
 
     def as_text(self) -> str:
@@ -63,6 +67,7 @@ class OneShotReport:
             )
         if self.outcomes:
             lines.append("outcomes: " + ", ".join(f"{k} {v}" for k, v in self.outcomes.items()))
+        lines.extend(f"error: {error}" for error in self.errors)
         return "\n".join(lines)
 
 
@@ -95,7 +100,10 @@ async def probe_icmp(target: str, count: int, interval: float, timeout: float) -
         outcomes["timeout"] = unanswered
     if result.local_errors:
         outcomes["local_error"] = len(result.local_errors)
-    return OneShotReport("icmp", target, result.sent, result.received, result.rtts_ns, outcomes)
+    errors = sorted(set(result.local_errors))[:5]
+    return OneShotReport(
+        "icmp", target, result.sent, result.received, result.rtts_ns, outcomes, errors
+    )
 
 
 async def probe_tcp(
@@ -103,6 +111,7 @@ async def probe_tcp(
 ) -> OneShotReport:
     rtts: list[int] = []
     outcomes: Counter[str] = Counter()
+    errors: list[str] = []
     for index in range(count):
         if index:
             await asyncio.sleep(interval)
@@ -110,7 +119,10 @@ async def probe_tcp(
         outcomes[pb.Outcome.Name(attempt.outcome).removeprefix("OUTCOME_").lower()] += 1
         if attempt.outcome == pb.OUTCOME_OK:
             rtts.append(attempt.rtt_ns)
-    return OneShotReport("tcp", f"{host}:{port}", count, len(rtts), rtts, outcomes)
+        elif attempt.detail not in errors and len(errors) < 5:
+            errors.append(attempt.detail)
+    shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return OneShotReport("tcp", shown, count, len(rtts), rtts, outcomes, errors)
 
 
 async def probe_rounds(check: CheckConfig, count: int, interval: float) -> list[Observation]:

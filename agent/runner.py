@@ -33,11 +33,13 @@ class RunSummary:
     seconds: float
     rounds_started: int
     rounds_skipped: int
+    rounds_failed: int
     icmp_packets_sent: int
     icmp_replies_received: int
     observations_sent: int
     observations_acked: int
     observations_dropped: int
+    batches_rejected: int
     # CPU used from the moment probing started (start-up imports excluded).
     cpu_seconds_probing: float
     peak_rss_bytes: int
@@ -102,11 +104,13 @@ async def run_agent(config: AgentConfig, duration: float | None = None) -> RunSu
         seconds=round(time.monotonic() - started, 3),
         rounds_started=scheduler.stats.rounds_started,
         rounds_skipped=scheduler.stats.rounds_skipped,
+        rounds_failed=scheduler.stats.rounds_failed,
         icmp_packets_sent=engine.packets_sent if engine else 0,
         icmp_replies_received=engine.replies_received if engine else 0,
         observations_sent=uplink.stats.observations_sent,
         observations_acked=uplink.stats.observations_acked,
         observations_dropped=buffer.dropped,
+        batches_rejected=uplink.stats.batches_rejected,
         cpu_seconds_probing=round(process_cpu_seconds() - cpu_start, 4),
         peak_rss_bytes=peak_rss_bytes(),
     )

@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 UplinkCall = grpc.aio.StreamStreamCall[up.AgentMessage, up.CollectorMessage]
 
 MAX_IN_FLIGHT = 16
+# The collector refuses messages over 4 MiB; a batch stays well under that.
+MAX_BATCH_BYTES = 3 << 20
 # Codes that mean "this agent is not welcome": retrying would not help.
 _PERMANENT = (
     grpc.StatusCode.PERMISSION_DENIED,
@@ -72,6 +74,12 @@ class ObservationBuffer:
             self._items.popleft()
             self.dropped += 1
         self._items.append(observation)
+        if len(self._items) >= self._batch_size:
+            self._batch_ready.set()
+
+    def put_back(self, observations: list[Observation]) -> None:
+        """Return observations taken but not sent, to the front, in order."""
+        self._items.extendleft(reversed(observations))
         if len(self._items) >= self._batch_size:
             self._batch_ready.set()
 
@@ -233,8 +241,17 @@ class Uplink:
         reader.result()  # re-raise the reader's error, if any
 
     def _new_batch(self, observations: list[Observation]) -> up.ObservationBatch:
+        """A batch of the observations that fit in MAX_BATCH_BYTES; the rest go back."""
         batch = up.ObservationBatch(sequence=self._next_sequence)
-        batch.observations.extend(o.to_wire() for o in observations)
+        size = 0
+        for index, observation in enumerate(observations):
+            message = observation.to_wire()
+            size += message.ByteSize() + 8  # field tag and length prefix
+            if size > MAX_BATCH_BYTES and index > 0:
+                self._buffer.put_back(observations[index:])
+                observations = observations[:index]
+                break
+            batch.observations.append(message)
         self._unacked[self._next_sequence] = batch
         self._next_sequence += 1
         self.stats.batches_sent += 1

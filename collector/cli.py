@@ -138,9 +138,11 @@ async def _serve(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    host = settings.metrics_host
+    shown = f"[{host}]" if ":" in host else host
     click.echo(
         f"slawatch collector on {settings.listen}; store {settings.db_path}; "
-        f"metrics at http://{settings.metrics_host}:{settings.metrics_port}/metrics"
+        f"metrics at http://{shown}:{settings.metrics_port}/metrics"
     )
     agent = None
     summaries = None

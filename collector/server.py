@@ -29,6 +29,9 @@ SERVER_OPTIONS = [
     # Agents ping every 30 s; accept that, and pings on idle connections.
     ("grpc.http2.min_ping_interval_without_data_ms", 20_000),
     ("grpc.keepalive_permit_without_calls", 1),
+    # gRPC sets SO_REUSEPORT by default: a second collector on the same port
+    # would silently take half the agents. Fail to bind instead.
+    ("grpc.so_reuseport", 0),
 ]
 
 

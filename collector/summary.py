@@ -6,6 +6,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from collector.errors import StoreError
 from collector.store.sqlite import connect
 
 
@@ -41,8 +42,12 @@ def check_summaries(db_path: Path, since_ns: int = 0) -> list[CheckSummary]:
     conn = connect(db_path, readonly=True)
     try:
         rows = conn.execute(_QUERY, (since_ns,)).fetchall()
-    except sqlite3.OperationalError:  # the store has no tables yet
-        return []
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):  # a new store: nothing stored yet
+            return []
+        raise StoreError(f"cannot read store {db_path}: {exc}") from None
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"cannot read store {db_path}: {exc}") from None
     finally:
         conn.close()
     return [CheckSummary(*row[:10]) for row in rows]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 from collections.abc import Iterator
@@ -29,12 +30,20 @@ def _lab_skip_reason() -> str | None:
     return _lab_reason
 
 
+def skip_or_fail(reason: str) -> None:
+    """Skip a test that needs what this machine lacks; in CI (SLAWATCH_REQUIRE_LAB=1)
+    fail instead, so that a missing lab can never pass for a green run."""
+    if os.environ.get("SLAWATCH_REQUIRE_LAB") == "1":
+        pytest.fail(f"required here, but: {reason}")
+    pytest.skip(reason)
+
+
 @pytest.fixture
 def lab() -> Iterator[Lab]:
     """A fresh network lab, torn down (processes and namespaces) even if the test fails."""
     reason = _lab_skip_reason()
     if reason is not None:
-        pytest.skip(reason)
+        skip_or_fail(reason)
     the_lab = Lab()
     try:
         yield the_lab

@@ -345,14 +345,12 @@ class IcmpEngine:
             result.local_errors.append("socket send buffer full")
             return
         except OSError as exc:
-            result.sent += 1
-            self.packets_sent += 1
             reason = _SEND_ERRNO.get(exc.errno or 0)
-            if reason is None:
-                result.sent -= 1
-                self.packets_sent -= 1
+            if reason is None:  # our problem, not the network's: not counted as sent
                 result.local_errors.append(f"sendto: {exc.strerror}")
-            else:
+            else:  # the local routing table already says unreachable: sent, and lost
+                result.sent += 1
+                self.packets_sent += 1
                 result.unreachable[reason] = result.unreachable.get(reason, 0) + 1
             return
         result.sent += 1

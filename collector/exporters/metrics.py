@@ -40,7 +40,8 @@ CHECK_LABELS = ("agent", "check", "kind", "target")
 
 @dataclass(slots=True)
 class _AgentState:
-    connected: bool = False
+    # Streams open now: a reconnecting agent may have two for a while.
+    open_streams: int = 0
     sessions: int = 0
     heartbeat: up.Heartbeat | None = None
     heartbeat_received: float = 0.0
@@ -87,7 +88,7 @@ class _AgentCollector(Collector):
             "slawatch_node_boot_time_seconds", "Node boot time.", labels=["agent"]
         )
         for agent_id, state in sorted(self._agents.items()):
-            connected.add_metric([agent_id], 1.0 if state.connected else 0.0)
+            connected.add_metric([agent_id], 1.0 if state.open_streams else 0.0)
             sessions.add_metric([agent_id], state.sessions)
             if state.heartbeat is None:
                 continue
@@ -316,11 +317,12 @@ class CollectorMetrics:
 
     def agent_connected(self, agent_id: str) -> None:
         state = self._agent(agent_id)
-        state.connected = True
+        state.open_streams += 1
         state.sessions += 1
 
     def agent_disconnected(self, agent_id: str) -> None:
-        self._agent(agent_id).connected = False
+        state = self._agent(agent_id)
+        state.open_streams = max(0, state.open_streams - 1)
 
     def heartbeat(self, agent_id: str, heartbeat: up.Heartbeat) -> None:
         state = self._agent(agent_id)

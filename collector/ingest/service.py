@@ -156,4 +156,5 @@ class UplinkService(up_grpc.UplinkServicer):
             await self._store.write_heartbeat(agent_id, heartbeat, time.time_ns())
         except StoreError as exc:
             log.error("agent %s heartbeat not stored: %s", agent_id, exc)
+            return
         self._metrics.heartbeat(agent_id, heartbeat)

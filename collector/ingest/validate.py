@@ -31,6 +31,8 @@ MAX_TARGET = 255
 MAX_DETAIL = 1024
 MAX_PACKETS = 100_000
 MAX_DURATION_NS = 86_400 * 10**9
+# uint64 fields that are stored must fit SQLite's signed 64-bit integers.
+MAX_SQL_INTEGER = 2**63 - 1
 
 # Rule codes: the bounded vocabulary of rejections (metric label values).
 RULES = (
@@ -88,8 +90,8 @@ def validate_hello(hello: up.Hello) -> None:
             "bad_identity",
             f"hello.agent_id: {hello.agent_id[:64]!r} must match {ID_PATTERN.pattern}",
         )
-    if hello.sequence_epoch <= 0:
-        raise InvalidMessage("bad_sequence", "hello.sequence_epoch: must be positive")
+    if not 0 < hello.sequence_epoch <= MAX_SQL_INTEGER:
+        raise InvalidMessage("bad_sequence", "hello.sequence_epoch: must be in 1..2^63-1")
     if len(hello.labels) > MAX_LABELS:
         raise InvalidMessage("bad_labels", f"hello.labels: {len(hello.labels)}, limit {MAX_LABELS}")
     for key, value in hello.labels.items():
@@ -108,14 +110,19 @@ def validate_heartbeat(heartbeat: up.Heartbeat) -> None:
         value = getattr(host, name)
         if not 0.0 <= value <= 1.0:
             raise InvalidMessage("protocol", f"heartbeat.host.{name}: {value} outside [0, 1]")
-    if not host.load1 >= 0.0 or not host.agent_cpu_seconds >= 0.0:  # also catches NaN
-        raise InvalidMessage("protocol", "heartbeat.host: negative or NaN load or CPU seconds")
+    for name in ("load1", "agent_cpu_seconds"):
+        value = getattr(host, name)
+        if not 0.0 <= value < math.inf:  # also refuses NaN
+            raise InvalidMessage("protocol", f"heartbeat.host.{name}: {value} is not finite >= 0")
+    for name in ("boot_time_unix", "agent_rss_bytes", "rounds_skipped"):
+        if getattr(host, name) > MAX_SQL_INTEGER or getattr(host, name) < 0:
+            raise InvalidMessage("protocol", f"heartbeat.host.{name}: out of range")
 
 
 def validate_batch(batch: up.ObservationBatch, now_ns: int, limits: Limits) -> None:
     _reject_unknown(batch, "batch")
-    if batch.sequence == 0:
-        raise InvalidMessage("bad_sequence", "batch.sequence: must start at 1")
+    if not 0 < batch.sequence <= MAX_SQL_INTEGER:
+        raise InvalidMessage("bad_sequence", "batch.sequence: must be in 1..2^63-1")
     count = len(batch.observations)
     if count == 0:
         raise InvalidMessage("empty_batch", "batch.observations: empty")

@@ -20,6 +20,7 @@ import sqlite3
 import sys
 import threading
 import time
+import urllib.parse
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -119,15 +120,21 @@ def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
     """Open the store; readers get a read-only connection."""
     try:
         if readonly:
-            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+            # Quoted: a path with ? or # would otherwise be read as URI syntax.
+            uri = f"file:{urllib.parse.quote(str(path.absolute()))}?mode=ro"
+            conn = sqlite3.connect(uri, uri=True, timeout=10)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")  # an ack promises the batch is on disk
+        conn.execute("PRAGMA busy_timeout=10000")
     except sqlite3.Error as exc:
         raise StoreError(f"cannot open store {path}: {exc}") from None
-    conn.execute("PRAGMA busy_timeout=10000")
+    except OSError as exc:
+        raise StoreError(
+            f"cannot create the store's folder {path.parent}: {exc.strerror}"
+        ) from None
     return conn
 
 

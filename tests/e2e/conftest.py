@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import skip_or_fail
 from tests.e2e.helpers import two_hops
 from tests.lab.netlab import Host, Lab
 from tests.lab.pki import Ca, CertPair, make_ca
@@ -38,4 +39,4 @@ def needs(*kinds: str) -> None:
     """Skip, naming the package, where a server is not installed (setup installs as root)."""
     reason = unavailable_reason(*kinds)
     if reason is not None:
-        pytest.skip(reason)
+        skip_or_fail(reason)

@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import AGENT_CMD
+from tests.conftest import AGENT_CMD, skip_or_fail
 from tests.lab.netlab import Host, Lab
 
 pytestmark = pytest.mark.lab
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.lab
 
 def _probe_without_net_raw(host: Host, ping_group_range: str) -> subprocess.CompletedProcess[str]:
     if shutil.which("setpriv") is None:
-        pytest.skip("needs setpriv (util-linux) to drop CAP_NET_RAW")
+        skip_or_fail("needs setpriv (util-linux) to drop CAP_NET_RAW")
     host.run(["sysctl", "-qw", f"net.ipv4.ping_group_range={ping_group_range}"])
     argv = ["setpriv", "--bounding-set=-net_raw", "--inh-caps=-net_raw", "--",
             AGENT_CMD, "--log-level", "debug", "probe", "icmp", "127.0.0.1",

@@ -56,7 +56,7 @@ def test_agent_to_collector_measures_injected_loss(lab: Lab, tmp_path: Path) -> 
         "agent_id": "lab-agent",
         "collector": {"address": f"{collector_ip}:4317", "flush_interval": 0.5},
         "checks": [
-            {"id": ICMP_CHECK, "kind": "icmp", "target": target_ip, "interval": 1.5,
+            {"id": ICMP_CHECK, "kind": "icmp", "target": target_ip, "interval": 1.7,
              "packets": 250, "spacing": 0.004, "timeout": 0.5},
             {"id": "tcp-open", "kind": "tcp", "target": f"{target_ip}:8080", "interval": 1,
              "timeout": 0.5},

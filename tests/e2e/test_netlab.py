@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import _lab_skip_reason
+from tests.conftest import _lab_skip_reason, skip_or_fail
 from tests.e2e.helpers import ping_report, two_hops
 from tests.lab.netlab import Lab
 
@@ -33,7 +33,7 @@ def test_every_nth_drop_is_exact(lab: Lab) -> None:
 def test_close_removes_namespaces_and_processes() -> None:
     reason = _lab_skip_reason()
     if reason is not None:
-        pytest.skip(reason)
+        skip_or_fail(reason)
     lab = Lab()
     host = lab.host("solo")
     sleeper = host.spawn(["sleep", "60"])

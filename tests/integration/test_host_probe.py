@@ -21,6 +21,7 @@ from agent.config import CheckConfig, CheckKind
 from agent.observation import Observation
 from agent.probes.host import HostProbe, PsutilSampler
 from slawatch.v1 import observation_pb2 as pb
+from tests.conftest import skip_or_fail
 
 
 def _check(options: HostOptions, interval: float = 60) -> CheckConfig:
@@ -68,7 +69,7 @@ def test_first_round_soon_after_boot_is_a_reboot() -> None:
 @pytest.fixture
 def tiny_tmpfs() -> Iterator[Path]:
     if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
+        skip_or_fail("mounting a tmpfs needs root")
     mount_point = Path(tempfile.mkdtemp(prefix="slawatch-tmpfs-"))
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,nr_inodes=64", "tmpfs",
                     str(mount_point)], check=True, timeout=10)  # fmt: skip

@@ -15,6 +15,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
+from collector.errors import ConfigError
 from collector.server import CollectorServer, CollectorSettings
 from slawatch.v1 import observation_pb2 as pb
 from slawatch.v1 import uplink_pb2 as up
@@ -243,5 +244,33 @@ def test_health_service_reports_serving(tmp_path: Path) -> None:
             for service in ("", "slawatch.v1.Uplink"):
                 reply = await stub.Check(health_pb2.HealthCheckRequest(service=service))
                 assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+    run(tmp_path, scenario)
+
+
+def test_agent_stays_connected_while_any_of_its_streams_is_open(tmp_path: Path) -> None:
+    async def scenario(server: CollectorServer) -> None:
+        old, new = Client(server), Client(server)
+        await old.send(hello("twin"))
+        await new.send(hello("twin"))
+        await old.close()  # the reconnect's old stream goes away ...
+        await asyncio.sleep(0.2)
+        gauge = key("slawatch_agent_connected", agent="twin")
+        assert metric_samples(server)[gauge] == 1  # ... the agent is still connected
+        await new.close()
+        await asyncio.sleep(0.2)
+        assert metric_samples(server)[gauge] == 0
+
+    run(tmp_path, scenario)
+
+
+def test_a_second_collector_cannot_share_the_port(tmp_path: Path) -> None:
+    async def scenario(server: CollectorServer) -> None:
+        twin = CollectorServer(CollectorSettings(
+            listen=f"127.0.0.1:{server.grpc_port}", db_path=tmp_path / "twin.db",
+            metrics_port=free_port()))  # fmt: skip
+        with pytest.raises(ConfigError, match="cannot listen"):
+            await twin.start()
+        twin.store.close()
 
     run(tmp_path, scenario)

@@ -128,3 +128,42 @@ def test_observations_are_batched_by_size_and_by_flush_interval(tmp_path: Path) 
             await server.stop(grace=0.5)
 
     asyncio.run(scenario())
+
+
+def test_batches_stay_under_the_message_limit(tmp_path: Path) -> None:
+    """200 rounds of 10,000 echoes each (~9 MB on the wire) used to be one batch the
+    collector refused as too large, again and again; now they go in several."""
+    port = free_port()
+    settings = CollectorSettings(
+        listen=f"127.0.0.1:{port}", db_path=tmp_path / "c.db", metrics_port=free_port()
+    )
+    config = config_from_mapping({
+        "agent_id": "big-rounds",
+        "collector": {"address": f"127.0.0.1:{port}", "flush_interval": 0.05, "batch_max": 500},
+    })  # fmt: skip
+    big = []
+    for i in range(200):
+        o = _observation(i)
+        o.packets_sent = o.packets_received = 10_000
+        o.rtt_samples_ns = [1_000_000_000 + k for k in range(10_000)]  # 5-byte varints
+        big.append(o)
+
+    async def scenario() -> None:
+        server = CollectorServer(settings)
+        await server.start()
+        buffer = ObservationBuffer(10_000, batch_size=500)
+        uplink = Uplink(config, buffer, lambda: up.Heartbeat(sent_unix_ns=time.time_ns()))
+        task = asyncio.create_task(uplink.run())
+        try:
+            for o in big:
+                buffer.put(o)
+            await _until(lambda: uplink.stats.observations_acked == 200, 30)
+            assert uplink.stats.batches_sent >= 3
+            assert uplink.stats.sessions == 1  # never refused, never reconnected
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await server.stop(grace=0.5)
+
+    asyncio.run(scenario())
+    assert len(_stored_starts(tmp_path / "c.db")) == 200

@@ -9,9 +9,10 @@
     lab.close()                   # kills every process in the lab, deletes namespaces
 
 Faults use what these kernels offer: nftables (``numgen random``) for loss and
-cuts; netem is not available. Addresses come from 198.18.0.0/15 (reserved for
-benchmarking) and 2001:db8::/32 (documentation), and exist only inside the
-namespaces the lab creates; nothing here sends traffic anywhere else.
+cuts; netem is not available. Links get IPv4 addresses from 198.18.0.0/16
+(reserved for benchmarking), one /24 each; they exist only inside the
+namespaces the lab creates, and nothing here sends traffic anywhere else.
+(IPv6 is tested on loopback inside lab hosts; links have no IPv6 yet.)
 """
 
 from __future__ import annotations

@@ -45,7 +45,11 @@ def test_valid_config_loads_with_defaults() -> None:
         ({"check": {"kind": "tcp", "target": "198.18.0.1"}}, "is not HOST:PORT"),
         ({"check": {"kind": "tcp", "target": "h:70000"}}, "outside 1-65535"),
         ({"check": {"packets": 0}}, "checks[0].packets"),
-        ({"check": {"packets": 30, "spacing": 1}}, "longer than interval"),
+        ({"check": {"packets": 30, "spacing": 1}}, "keep it within 90% of interval"),
+        ({"check": {"timeout": 10}}, "keep it within 90% of interval"),
+        ({"check": {"spacing": 0}}, "checks[0].spacing"),
+        ({"check": {"interval": 10**400}}, "checks[0].interval: must be a number"),
+        ({"labels": {f"k{i}": "v" for i in range(33)}}, "33 labels, at most 32"),
         ({"check": {"id": "bad id"}}, "checks[0].id"),
         ({"check": {"colour": "red"}}, "checks[0].colour"),
         ({"agent_id": ""}, "agent_id"),
@@ -70,6 +74,13 @@ def test_duplicate_check_ids_are_refused() -> None:
 def test_top_level_must_be_a_mapping() -> None:
     with pytest.raises(ConfigError, match="mapping"):
         config_from_mapping(["a"])
+
+
+def test_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("agent_id: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_config(path)
 
 
 def test_unreadable_and_malformed_files(tmp_path: Path) -> None:

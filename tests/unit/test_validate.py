@@ -101,8 +101,9 @@ def test_oversized_and_empty_batches() -> None:
         validate_batch(big, NOW, LIMITS)
     with pytest.raises(InvalidMessage, match="empty"):
         validate_batch(up.ObservationBatch(sequence=1), NOW, LIMITS)
-    with pytest.raises(InvalidMessage, match="start at 1"):
-        validate_batch(batch_of(good_observation(), sequence=0), NOW, LIMITS)
+    for sequence in (0, 2**63):  # SQLite stores signed 64-bit integers
+        with pytest.raises(InvalidMessage, match=r"must be in 1\.\.2\^63-1"):
+            validate_batch(batch_of(good_observation(), sequence=sequence), NOW, LIMITS)
 
 
 @pytest.mark.parametrize(
@@ -111,6 +112,7 @@ def test_oversized_and_empty_batches() -> None:
         (up.Hello(agent_id="", sequence_epoch=1), "agent_id"),
         (up.Hello(agent_id="a b", sequence_epoch=1), "agent_id"),
         (up.Hello(agent_id="a", sequence_epoch=0), "sequence_epoch"),
+        (up.Hello(agent_id="a", sequence_epoch=2**63), "sequence_epoch"),
         (up.Hello(agent_id="a", sequence_epoch=1, labels={"bad-key": "v"}), "bad key"),
         (up.Hello(agent_id="a", sequence_epoch=1, labels={"k": "v" * 300}), r"labels\[k\]"),
         (up.Hello(agent_id="a", sequence_epoch=1,
@@ -128,8 +130,9 @@ def test_empty_envelope_and_bad_heartbeat() -> None:
     heartbeat = up.Heartbeat(host=up.HostSnapshot(cpu_ratio=3.0))
     with pytest.raises(InvalidMessage, match="cpu_ratio"):
         validate_heartbeat(heartbeat)
-    with pytest.raises(InvalidMessage, match="NaN"):
-        validate_heartbeat(up.Heartbeat(host=up.HostSnapshot(load1=float("nan"))))
+    for bad in (float("nan"), float("inf"), -1.0):
+        with pytest.raises(InvalidMessage, match=r"load1: .* is not finite >= 0"):
+            validate_heartbeat(up.Heartbeat(host=up.HostSnapshot(load1=bad)))
 
 
 def _with_host_detail(change: Callable[[pb.HostDetail], None]) -> up.ObservationBatch:
