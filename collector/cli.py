@@ -68,7 +68,7 @@ def main(log_level: str) -> None:
 )
 @click.option(
     "--max-check-series",
-    default=10_000,
+    default=5_000,
     show_default=True,
     type=click.IntRange(1, 10_000_000),
     help="Bound on exported per-check series.",

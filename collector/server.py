@@ -42,7 +42,7 @@ class CollectorSettings:
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9108
     limits: Limits = field(default_factory=Limits)
-    max_check_series: int = 10_000
+    max_check_series: int = 5_000
 
 
 class CollectorServer:

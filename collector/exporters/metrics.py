@@ -203,7 +203,7 @@ FINDING_NAMES = {
 
 class CollectorMetrics:
     def __init__(
-        self, registry: CollectorRegistry | None = None, max_check_series: int = 10_000
+        self, registry: CollectorRegistry | None = None, max_check_series: int = 5_000
     ) -> None:
         self.registry = registry or CollectorRegistry()
         self._max_check_series = max_check_series

@@ -44,3 +44,9 @@ def test_collector_with_local_agent_runs_and_summarises(lab: Lab, tmp_path: Path
     assert rows["http-collector-metrics"][-1] == "ok"
     assert rows["tcp-closed-port"][-2:] == ["refused", "(connect_refused)"]
     assert rows["host"][-1] in ("ok", "(rebooted)", "(resource_exhausted)")  # this machine's state
+
+    # `summary` reads the same store afterwards, without a running collector.
+    table = host.run([COLLECTOR_CMD, "summary", "--db", str(tmp_path / "c.db")])
+    assert "icmp-loopback-v4" in table
+    assert "tcp-closed-port" in table
+    assert "refused (connect_refused)" in table
