@@ -6,8 +6,9 @@ import asyncio
 import importlib
 import time
 from collections.abc import Awaitable, Callable
-from typing import Protocol, cast
+from typing import Generic, Protocol, TypeVar, cast
 
+from agent.check_options import DnsOptions, HttpOptions, MailOptions
 from agent.config import CheckConfig, CheckKind
 from agent.net.icmp_engine import IcmpEngine
 from agent.net.streams import Phase, ProbeFailure
@@ -87,6 +88,29 @@ async def run_exchange(check: CheckConfig, exchange: Exchange) -> Observation:
         observation.error_class = failure.error_class
         observation.error_detail = failure.detail[:1024]
     return observation
+
+
+OptionsT = TypeVar("OptionsT", HttpOptions, MailOptions, DnsOptions)
+
+
+class ExchangeProbe(Generic[OptionsT]):
+    """Base of the request/response probes (http, smtp, pop3, dns): the kind's
+    options, and one ``exchange`` per round inside ``run_exchange``."""
+
+    options_type: type[OptionsT]
+
+    def __init__(self, check: CheckConfig) -> None:
+        self.check = check
+        options = check.options
+        self._options: OptionsT = (
+            options if isinstance(options, self.options_type) else self.options_type()
+        )
+
+    async def run_round(self) -> Observation:
+        return await run_exchange(self.check, self.exchange)
+
+    async def exchange(self, phase: Phase, observation: Observation) -> None:
+        raise NotImplementedError
 
 
 _PROBE_MODULES = {

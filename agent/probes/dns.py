@@ -34,7 +34,7 @@ from agent.net.streams import (
     resolve,
 )
 from agent.observation import Observation
-from agent.probes.base import run_exchange
+from agent.probes.base import ExchangeProbe
 from slawatch.v1 import observation_pb2 as pb
 
 MAX_ANSWERS = 50
@@ -44,16 +44,14 @@ def _normal(text: str) -> str:
     return text.strip().rstrip(".").lower()
 
 
-class DnsProbe:
+class DnsProbe(ExchangeProbe[DnsOptions]):
+    options_type = DnsOptions
+
     def __init__(self, check: CheckConfig) -> None:
-        self.check = check
-        self._options = check.options if isinstance(check.options, DnsOptions) else DnsOptions()
+        super().__init__(check)
         self._host, self._port = parse_dns_server(check.target)
 
-    async def run_round(self) -> Observation:
-        return await run_exchange(self.check, self._exchange)
-
-    async def _exchange(self, phase: Phase, observation: Observation) -> None:
+    async def exchange(self, phase: Phase, observation: Observation) -> None:
         options = self._options
         detail = pb.DnsDetail()
         observation.detail = detail

@@ -12,10 +12,9 @@ from urllib.parse import urljoin, urlsplit
 import h11
 
 from agent.check_options import HttpOptions
-from agent.config import CheckConfig
 from agent.net.streams import Phase, ProbeFailure, Stream, bad_status, connect, protocol_error
 from agent.observation import Observation
-from agent.probes.base import run_exchange
+from agent.probes.base import ExchangeProbe
 from slawatch.v1 import observation_pb2 as pb
 
 MAX_REDIRECTS = 5
@@ -29,15 +28,10 @@ def status_expected(status: int, expected: tuple[str, ...]) -> bool:
     return any(text == e or (e.endswith("xx") and text[0] == e[0]) for e in expected)
 
 
-class HttpProbe:
-    def __init__(self, check: CheckConfig) -> None:
-        self.check = check
-        self._options = check.options if isinstance(check.options, HttpOptions) else HttpOptions()
+class HttpProbe(ExchangeProbe[HttpOptions]):
+    options_type = HttpOptions
 
-    async def run_round(self) -> Observation:
-        return await run_exchange(self.check, self._exchange)
-
-    async def _exchange(self, phase: Phase, observation: Observation) -> None:
+    async def exchange(self, phase: Phase, observation: Observation) -> None:
         detail = pb.HttpDetail()
         observation.detail = detail
         url = self.check.target
