@@ -6,6 +6,11 @@ free and nothing leaves the namespace.
 
 from __future__ import annotations
 
+import os
+import signal
+import sqlite3
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -50,3 +55,28 @@ def test_collector_with_local_agent_runs_and_summarises(lab: Lab, tmp_path: Path
     assert "icmp-loopback-v4" in table
     assert "tcp-closed-port" in table
     assert "refused (connect_refused)" in table
+
+
+def test_ctrl_c_stops_collector_and_agent_cleanly(lab: Lab, tmp_path: Path) -> None:
+    host = lab.host("local")
+    argv = host.exec_argv(
+        [COLLECTOR_CMD, "--log-level", "warning", "run", "--db", str(tmp_path / "c.db"),
+         "--local-agent", str(REPO / "examples" / "local-agent.yaml")]
+    )  # fmt: skip
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               start_new_session=True, text=True)  # fmt: skip
+    try:
+        time.sleep(6)
+        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C sends: the whole group
+        out, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=5)
+    assert process.returncode == 0, out
+    assert "Traceback" not in out
+    leftover = subprocess.run(["ip", "netns", "pids", host.namespace], capture_output=True,
+                              text=True, timeout=10).stdout.split()  # fmt: skip
+    assert leftover == []  # the agent child is gone too
+    with sqlite3.connect(tmp_path / "c.db") as conn:
+        assert conn.execute("SELECT count(*) FROM observations").fetchone()[0] > 0
