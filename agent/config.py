@@ -12,6 +12,7 @@ validation library with its compiled schemas costs about 10 MB of that.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -77,8 +78,22 @@ class CheckConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class UplinkTls:
+    """mTLS to the collector: its CA, and this agent's certificate (CN = agent id)."""
+
+    ca_file: str
+    cert_file: str
+    key_file: str
+    # The name to verify the collector's certificate against, if not the address's host.
+    server_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class CollectorConfig:
     address: str = "127.0.0.1:4317"
+    tls: UplinkTls | None = None
+    # Plaintext without identity: only when asked for in so many words.
+    insecure: bool = False
     # Observations are sent in batches of at most this many, at least this often.
     batch_max: int = 500
     flush_interval: float = 1.0
@@ -207,20 +222,40 @@ def check_from_mapping(data: Mapping[str, object], source: str = "probe") -> Che
 
 def _read_collector(data: object, problems: list[str]) -> CollectorConfig:
     default = CollectorConfig()
-    f = Fields(data, "collector", {"address", "batch_max", "flush_interval",
+    f = Fields(data, "collector", {"address", "tls", "insecure", "batch_max", "flush_interval",
                                     "heartbeat_interval", "buffer_max"}, problems)  # fmt: skip
     address = f.text("address", default.address)
     try:
         parse_host_port(address)
     except ValueError as exc:
         f.problem("address", str(exc))
+    tls = _read_uplink_tls(f.raw("tls"), problems) if f.raw("tls") is not None else None
+    insecure = f.boolean("insecure", False)
+    if tls is None and not insecure:
+        f.problem("tls", "required: tls (ca_file, cert_file, key_file), or insecure: true")
+    elif tls is not None and insecure:
+        f.problem("insecure", "give tls or insecure: true, not both")
     return CollectorConfig(
         address=address,
+        tls=tls,
+        insecure=insecure,
         batch_max=f.integer("batch_max", default.batch_max, 1, 10_000),
         flush_interval=f.number("flush_interval", default.flush_interval, 0, 60),
         heartbeat_interval=f.number("heartbeat_interval", default.heartbeat_interval, 0, 600),
         buffer_max=f.integer("buffer_max", default.buffer_max, 100, 10_000_000),
     )
+
+
+def _read_uplink_tls(data: object, problems: list[str]) -> UplinkTls | None:
+    f = Fields(data, "collector.tls", {"ca_file", "cert_file", "key_file", "server_name"},
+               problems)  # fmt: skip
+    files = {}
+    for key in ("ca_file", "cert_file", "key_file"):
+        path = f.text(key, max_length=4096)
+        if path and not os.access(path, os.R_OK):
+            f.problem(key, f"{path!r} is not a readable file")
+        files[key] = path
+    return UplinkTls(**files, server_name=f.optional_text("server_name"))
 
 
 def _read_labels(data: object, problems: list[str]) -> dict[str, str]:

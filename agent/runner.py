@@ -74,6 +74,12 @@ async def run_agent(config: AgentConfig, duration: float | None = None) -> RunSu
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    if config.collector.insecure:
+        log.warning(
+            "collector.insecure: plaintext to %s, and the collector cannot tell who "
+            "we are; use collector.tls outside a lab",
+            config.collector.address,
+        )
     cpu_start, started = process_cpu_seconds(), time.monotonic()
     log.info(
         "agent %s: %d checks, collector %s", config.agent_id, len(probes), config.collector.address

@@ -21,6 +21,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 
@@ -194,9 +195,29 @@ class Uplink:
         )
         return up.AgentMessage(hello=hello)
 
+    def _channel(self) -> grpc.aio.Channel:
+        """A channel to the collector; certificates are read anew at every connect,
+        so renewed ones take effect without a restart."""
+        collector = self._config.collector
+        if collector.tls is None:
+            return grpc.aio.insecure_channel(collector.address, options=CHANNEL_OPTIONS)
+        tls = collector.tls
+        try:
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=Path(tls.ca_file).read_bytes(),
+                private_key=Path(tls.key_file).read_bytes(),
+                certificate_chain=Path(tls.cert_file).read_bytes(),
+            )
+        except OSError as exc:
+            raise UplinkError(f"cannot read {exc.filename}: {exc.strerror}") from None
+        options: list[tuple[str, str | int]] = list(CHANNEL_OPTIONS)
+        if tls.server_name:
+            options.append(("grpc.ssl_target_name_override", tls.server_name))
+        return grpc.aio.secure_channel(collector.address, credentials, options=options)
+
     async def _session(self) -> None:
         address = self._config.collector.address
-        async with grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS) as channel:
+        async with self._channel() as channel:
             call = up_grpc.UplinkStub(channel).Stream()  # type: ignore[no-untyped-call]
             await call.write(self._hello())
             first = await call.read()

@@ -318,6 +318,7 @@ def start_collector(children: Children, namespace: str, workdir: Path) -> Collec
         "--log-level",
         "warning",
         "run",
+        "--insecure",
         "--listen",
         f"127.0.0.1:{GRPC_PORT}",
         "--metrics-listen",
@@ -425,7 +426,7 @@ def agent_config(scenario: Scenario) -> str:
     )
     lines = [
         "agent_id: bench",
-        f'collector: {{address: "127.0.0.1:{GRPC_PORT}"}}',
+        f'collector: {{address: "127.0.0.1:{GRPC_PORT}", insecure: true}}',
         f"jitter: {SPREAD_SECONDS / interval:.6f}",
         "checks:",
     ]

@@ -88,6 +88,16 @@ def main(log_level: str) -> None:
     help="Print a table of stored results every N seconds (0: never).",
 )
 @click.option(
+    "--tls-dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="PKI folder from `pki init`: mTLS, each agent identified by its certificate.",
+)
+@click.option(
+    "--insecure",
+    is_flag=True,
+    help="Plaintext gRPC, agents not authenticated: for a lab or loopback only.",
+)
+@click.option(
     "--local-agent",
     "local_agent",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -105,10 +115,20 @@ def run(
     max_check_series: int,
     max_observation_age_days: float,
     summary_interval: float,
+    tls_dir: Path | None,
+    insecure: bool,
     local_agent: Path | None,
     duration: float | None,
 ) -> None:
     """Run the collector."""
+    if (tls_dir is None) == (not insecure):
+        raise click.UsageError("give --tls-dir (mTLS, the default way) or --insecure, not both")
+    if insecure:
+        click.echo(
+            "WARNING: --insecure: plaintext gRPC, and any client may claim any agent id. "
+            "Use it on loopback or in a lab only.",
+            err=True,
+        )
     _host_port(listen, "--listen")
     metrics_host, metrics_port = _host_port(metrics_listen, "--metrics-listen")
     settings = CollectorSettings(
@@ -118,6 +138,7 @@ def run(
         metrics_port=metrics_port,
         limits=Limits(max_age_ns=int(max_observation_age_days * 86_400e9)),
         max_check_series=max_check_series,
+        tls_dir=tls_dir,
     )
     try:
         asyncio.run(_serve(settings, summary_interval, local_agent, duration))
@@ -183,6 +204,54 @@ async def _print_summaries(db_path: Path, since_ns: int, interval: float) -> Non
         rows = await asyncio.to_thread(check_summaries, db_path, since_ns)
         stamp = dt.datetime.now().strftime("%H:%M:%S")
         click.echo(f"\n[{stamp}] results since start\n{format_table(rows)}")
+
+
+@main.group()
+def pki() -> None:
+    """A small built-in PKI: a CA, the collector's certificate, agents' certificates."""
+
+
+_pki_dir = click.option(
+    "--dir", "directory", required=True, type=click.Path(file_okay=False, path_type=Path),
+    help="The PKI folder (created 0700).",
+)  # fmt: skip
+_days = click.option("--days", default=825, show_default=True, type=click.IntRange(1, 3650),
+                     help="Validity of the certificate made.")  # fmt: skip
+
+
+@pki.command("init")
+@_pki_dir
+@click.option("--name", "names", multiple=True, required=True,
+              help="A name or address agents reach the collector by (repeatable).")  # fmt: skip
+@_days
+def pki_init(directory: Path, names: tuple[str, ...], days: int) -> None:
+    """Make the CA and the collector's server certificate."""
+    from collector import pki as pki_module
+
+    try:
+        pki_module.init(directory, list(names), days)
+    except CollectorError as exc:
+        _fail(str(exc))
+    click.echo(f"CA and collector certificate for {', '.join(names)} in {directory}")
+
+
+@pki.command("issue")
+@click.argument("agent_id")
+@_pki_dir
+@_days
+def pki_issue(agent_id: str, directory: Path, days: int) -> None:
+    """Make a client certificate for AGENT_ID (its common name is the agent's identity)."""
+    from collector import pki as pki_module
+    from collector.ingest.validate import ID_PATTERN
+
+    if not ID_PATTERN.match(agent_id):
+        _fail(f"agent id {agent_id!r} must match {ID_PATTERN.pattern}")
+    try:
+        issued = pki_module.issue_agent(directory, agent_id, days)
+    except CollectorError as exc:
+        _fail(str(exc))
+        return
+    click.echo(f"{issued.cert_path}\n{issued.key_path}")
 
 
 @main.command()

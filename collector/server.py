@@ -15,6 +15,7 @@ from collector.errors import ConfigError
 from collector.exporters.metrics import CollectorMetrics
 from collector.ingest.service import UplinkService
 from collector.ingest.validate import Limits
+from collector.pki import ca_paths, collector_paths
 from collector.store.sqlite import Store
 from slawatch.v1 import uplink_pb2_grpc as up_grpc
 
@@ -43,6 +44,22 @@ class CollectorSettings:
     metrics_port: int = 9108
     limits: Limits = field(default_factory=Limits)
     max_check_series: int = 5_000
+    # The PKI folder (`pki init`): mTLS, agents identified by their certificate.
+    # None means plaintext without identities, only when asked for explicitly.
+    tls_dir: Path | None = None
+
+
+def server_credentials(tls_dir: Path) -> grpc.ServerCredentials:
+    """The collector's certificate, and client certificates required from the CA."""
+    try:
+        ca = ca_paths(tls_dir).cert_path.read_bytes()
+        own = collector_paths(tls_dir)
+        pair = (own.key_path.read_bytes(), own.cert_path.read_bytes())
+    except OSError as exc:
+        raise ConfigError(
+            f"--tls-dir {tls_dir}: {exc.strerror}: {exc.filename} (make it with `pki init`)"
+        ) from None
+    return grpc.ssl_server_credentials([pair], root_certificates=ca, require_client_auth=True)
 
 
 class CollectorServer:
@@ -57,12 +74,18 @@ class CollectorServer:
         self.grpc_port = 0
 
     async def start(self) -> None:
-        up_grpc.add_UplinkServicer_to_server(  # type: ignore[no-untyped-call]
-            UplinkService(self.store, self.metrics, self.settings.limits), self._grpc
-        )
+        service = UplinkService(
+            self.store, self.metrics, self.settings.limits,
+            require_identity=self.settings.tls_dir is not None,
+        )  # fmt: skip
+        up_grpc.add_UplinkServicer_to_server(service, self._grpc)  # type: ignore[no-untyped-call]
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._grpc)
         try:
-            self.grpc_port = self._grpc.add_insecure_port(self.settings.listen)
+            if self.settings.tls_dir is None:
+                self.grpc_port = self._grpc.add_insecure_port(self.settings.listen)
+            else:
+                credentials = server_credentials(self.settings.tls_dir)
+                self.grpc_port = self._grpc.add_secure_port(self.settings.listen, credentials)
         except RuntimeError as exc:
             raise ConfigError(f"cannot listen on {self.settings.listen}: {exc}") from None
         try:
@@ -76,8 +99,8 @@ class CollectorServer:
             ) from None
         self._http = httpd
         await self._grpc.start()
-        for service in ("", UPLINK_SERVICE):
-            await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        for name in ("", UPLINK_SERVICE):
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info(
             "collector listening on %s, metrics on http://%s:%d/metrics",
             self.settings.listen,

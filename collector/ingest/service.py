@@ -36,11 +36,25 @@ log = logging.getLogger(__name__)
 Context = grpc.aio.ServicerContext[up.AgentMessage, up.CollectorMessage]
 
 
+def certificate_identity(context: Context) -> str | None:
+    """The common name of the peer's verified client certificate, if any."""
+    names = list(context.auth_context().get("x509_common_name", []))
+    return names[0].decode("utf-8", "replace") if names else None
+
+
 class UplinkService(up_grpc.UplinkServicer):
-    def __init__(self, store: Store, metrics: CollectorMetrics, limits: Limits) -> None:
+    def __init__(
+        self,
+        store: Store,
+        metrics: CollectorMetrics,
+        limits: Limits,
+        require_identity: bool = True,
+    ) -> None:
         self._store = store
         self._metrics = metrics
         self._limits = limits
+        # With mTLS, an agent may speak only in its certificate's name.
+        self._require_identity = require_identity
 
     async def _abort(self, context: Context, code: grpc.StatusCode, error: InvalidMessage) -> None:
         self._metrics.rejections.labels(error.rule).inc()
@@ -57,6 +71,8 @@ class UplinkService(up_grpc.UplinkServicer):
             return
         hello = await self._accept_hello(first, context)
         agent_id, epoch = hello.agent_id, hello.sequence_epoch
+        if self._require_identity:
+            await self._check_identity(agent_id, context)
         try:
             last_stored = await self._store.record_agent(hello, time.time_ns())
         except StoreError as exc:
@@ -80,6 +96,18 @@ class UplinkService(up_grpc.UplinkServicer):
         finally:
             self._metrics.agent_disconnected(agent_id)
             log.info("agent %s disconnected", agent_id)
+
+    async def _check_identity(self, agent_id: str, context: Context) -> None:
+        identity = certificate_identity(context)
+        if identity == agent_id:
+            return
+        self._metrics.rejections.labels("bad_identity").inc()
+        log.warning("%s: certificate of %r, hello claims %r: refused", context.peer(),
+                    identity, agent_id)  # fmt: skip
+        await context.abort(
+            grpc.StatusCode.PERMISSION_DENIED,
+            f"this certificate is for {identity!r}, not for agent {agent_id!r}",
+        )
 
     async def _accept_hello(self, first: up.AgentMessage, context: Context) -> up.Hello:
         try:

@@ -51,7 +51,7 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float, every: fl
 def start_collector(host: Host, address: str, db: Path, logs: Path) -> str:
     """Start slawatch-collector in ``host``; return its metrics URL once it answers."""
     host.spawn(
-        [COLLECTOR_CMD, "run", "--listen", f"{address}:4317",
+        [COLLECTOR_CMD, "run", "--insecure", "--listen", f"{address}:4317",
          "--metrics-listen", f"{address}:9108", "--db", str(db)],
         log_path=logs / "collector.log",
     )  # fmt: skip

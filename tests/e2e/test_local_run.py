@@ -25,7 +25,8 @@ REPO = Path(__file__).resolve().parents[2]
 def test_collector_with_local_agent_runs_and_summarises(lab: Lab, tmp_path: Path) -> None:
     host = lab.host("local")
     out = host.run(
-        [COLLECTOR_CMD, "--log-level", "warning", "run", "--db", str(tmp_path / "c.db"),
+        [COLLECTOR_CMD, "--log-level", "warning", "run", "--insecure",
+         "--db", str(tmp_path / "c.db"),
          "--local-agent", str(REPO / "examples" / "local-agent.yaml"),
          "--summary-interval", "4", "--duration", "9"],
         timeout=60,
@@ -60,7 +61,8 @@ def test_collector_with_local_agent_runs_and_summarises(lab: Lab, tmp_path: Path
 def test_ctrl_c_stops_collector_and_agent_cleanly(lab: Lab, tmp_path: Path) -> None:
     host = lab.host("local")
     argv = host.exec_argv(
-        [COLLECTOR_CMD, "--log-level", "warning", "run", "--db", str(tmp_path / "c.db"),
+        [COLLECTOR_CMD, "--log-level", "warning", "run", "--insecure",
+         "--db", str(tmp_path / "c.db"),
          "--local-agent", str(REPO / "examples" / "local-agent.yaml")]
     )  # fmt: skip
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -54,7 +54,8 @@ def test_agent_to_collector_measures_injected_loss(lab: Lab, tmp_path: Path) -> 
     lab.set_loss(r1, target, LOSS * 100)
     start_agent(agent, {
         "agent_id": "lab-agent",
-        "collector": {"address": f"{collector_ip}:4317", "flush_interval": 0.5},
+        "collector": {"address": f"{collector_ip}:4317", "flush_interval": 0.5,
+                      "insecure": True},
         "checks": [
             {"id": ICMP_CHECK, "kind": "icmp", "target": target_ip, "interval": 1.7,
              "packets": 250, "spacing": 0.004, "timeout": 0.5},

@@ -43,7 +43,8 @@ def test_uplink_resends_unacked_after_collector_restart(tmp_path: Path) -> None:
     settings = CollectorSettings(listen=f"127.0.0.1:{port}", db_path=db, metrics_port=free_port())
     config = config_from_mapping({
         "agent_id": "uplink-test",
-        "collector": {"address": f"127.0.0.1:{port}", "flush_interval": 0.05, "batch_max": 7},
+        "collector": {"address": f"127.0.0.1:{port}", "insecure": True,
+                      "flush_interval": 0.05, "batch_max": 7},
     })  # fmt: skip
     produced = [_observation(i) for i in range(80)]
 
@@ -96,7 +97,8 @@ def test_observations_are_batched_by_size_and_by_flush_interval(tmp_path: Path) 
     )
     config = config_from_mapping({
         "agent_id": "batching",
-        "collector": {"address": f"127.0.0.1:{port}", "flush_interval": 0.5, "batch_max": 100},
+        "collector": {"address": f"127.0.0.1:{port}", "insecure": True,
+                      "flush_interval": 0.5, "batch_max": 100},
     })  # fmt: skip
 
     async def scenario() -> None:
@@ -139,7 +141,8 @@ def test_batches_stay_under_the_message_limit(tmp_path: Path) -> None:
     )
     config = config_from_mapping({
         "agent_id": "big-rounds",
-        "collector": {"address": f"127.0.0.1:{port}", "flush_interval": 0.05, "batch_max": 500},
+        "collector": {"address": f"127.0.0.1:{port}", "insecure": True,
+                      "flush_interval": 0.05, "batch_max": 500},
     })  # fmt: skip
     big = []
     for i in range(200):

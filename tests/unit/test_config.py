@@ -24,7 +24,11 @@ def _config(**overrides: Any) -> dict[str, Any]:
         "spacing": 0.5,
     }
     check.update(overrides.pop("check", {}))
-    data: dict[str, Any] = {"agent_id": "node-1", "checks": [check]}
+    data: dict[str, Any] = {
+        "agent_id": "node-1",
+        "collector": {"insecure": True},
+        "checks": [check],
+    }
     data.update(overrides)
     return data
 
@@ -94,7 +98,7 @@ def test_unreadable_and_malformed_files(tmp_path: Path) -> None:
 
 def test_collector_address_override(tmp_path: Path) -> None:
     path = tmp_path / "a.yaml"
-    path.write_text("agent_id: a\n")
+    path.write_text("agent_id: a\ncollector: {insecure: true}\n")
     assert load_config(path, "198.18.0.2:5000").collector.address == "198.18.0.2:5000"
 
 
