@@ -88,6 +88,13 @@ def main(log_level: str) -> None:
     help="Print a table of stored results every N seconds (0: never).",
 )
 @click.option(
+    "--max-streams",
+    default=10_000,
+    show_default=True,
+    type=click.IntRange(1, 1_000_000),
+    help="Agent streams open at once; more are refused (RESOURCE_EXHAUSTED).",
+)
+@click.option(
     "--tls-dir",
     type=click.Path(file_okay=False, exists=True, path_type=Path),
     help="PKI folder from `pki init`: mTLS, each agent identified by its certificate.",
@@ -115,6 +122,7 @@ def run(
     max_check_series: int,
     max_observation_age_days: float,
     summary_interval: float,
+    max_streams: int,
     tls_dir: Path | None,
     insecure: bool,
     local_agent: Path | None,
@@ -139,6 +147,7 @@ def run(
         limits=Limits(max_age_ns=int(max_observation_age_days * 86_400e9)),
         max_check_series=max_check_series,
         tls_dir=tls_dir,
+        max_streams=max_streams,
     )
     try:
         asyncio.run(_serve(settings, summary_interval, local_agent, duration))

@@ -33,6 +33,8 @@ SERVER_OPTIONS = [
     # gRPC sets SO_REUSEPORT by default: a second collector on the same port
     # would silently take half the agents. Fail to bind instead.
     ("grpc.so_reuseport", 0),
+    # An agent needs one stream per connection; more from one peer is a flood.
+    ("grpc.max_concurrent_streams", 16),
 ]
 
 
@@ -47,6 +49,7 @@ class CollectorSettings:
     # The PKI folder (`pki init`): mTLS, agents identified by their certificate.
     # None means plaintext without identities, only when asked for explicitly.
     tls_dir: Path | None = None
+    max_streams: int = 10_000
 
 
 def server_credentials(tls_dir: Path) -> grpc.ServerCredentials:
@@ -77,6 +80,7 @@ class CollectorServer:
         service = UplinkService(
             self.store, self.metrics, self.settings.limits,
             require_identity=self.settings.tls_dir is not None,
+            max_streams=self.settings.max_streams,
         )  # fmt: skip
         up_grpc.add_UplinkServicer_to_server(service, self._grpc)  # type: ignore[no-untyped-call]
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._grpc)

@@ -11,6 +11,7 @@ FAILED_PRECONDITION.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -33,6 +34,11 @@ from slawatch.v1 import uplink_pb2_grpc as up_grpc
 
 log = logging.getLogger(__name__)
 
+# A stream must say hello this soon, or it is closed (it holds a handler).
+HELLO_TIMEOUT = 10.0
+# An agent reconnecting may briefly have its old stream open beside the new one.
+MAX_STREAMS_PER_AGENT = 3
+
 Context = grpc.aio.ServicerContext[up.AgentMessage, up.CollectorMessage]
 
 
@@ -49,10 +55,13 @@ class UplinkService(up_grpc.UplinkServicer):
         metrics: CollectorMetrics,
         limits: Limits,
         require_identity: bool = True,
+        max_streams: int = 10_000,
     ) -> None:
         self._store = store
         self._metrics = metrics
         self._limits = limits
+        self._max_streams = max_streams
+        self._open_streams: collections.Counter[str] = collections.Counter()
         # With mTLS, an agent may speak only in its certificate's name.
         self._require_identity = require_identity
 
@@ -66,13 +75,53 @@ class UplinkService(up_grpc.UplinkServicer):
         request_iterator: AsyncIterator[up.AgentMessage],
         context: Context,
     ) -> AsyncIterator[up.CollectorMessage]:
-        first = await anext(aiter(request_iterator), None)
+        try:
+            first = await asyncio.wait_for(anext(aiter(request_iterator), None), HELLO_TIMEOUT)
+        except TimeoutError:
+            error = InvalidMessage("protocol", f"no hello within {HELLO_TIMEOUT:g}s")
+            await self._abort(context, grpc.StatusCode.DEADLINE_EXCEEDED, error)
         if first is None:
             return
         hello = await self._accept_hello(first, context)
-        agent_id, epoch = hello.agent_id, hello.sequence_epoch
+        agent_id = hello.agent_id
         if self._require_identity:
             await self._check_identity(agent_id, context)
+        await self._admit(agent_id, context)
+        try:
+            async for reply in self._serve_stream(hello, request_iterator, context):
+                yield reply
+        except asyncio.CancelledError:
+            # The agent went away mid-stream; nothing is half-stored (writes are
+            # transactions), and unacked batches will be resent.
+            log.debug("agent %s: stream cancelled", agent_id)
+        finally:
+            self._open_streams[agent_id] -= 1
+            if self._open_streams[agent_id] <= 0:
+                del self._open_streams[agent_id]
+
+    async def _admit(self, agent_id: str, context: Context) -> None:
+        """Bounded streams: a reconnect storm or a flood cannot crowd out other agents."""
+        if self._open_streams.total() >= self._max_streams:
+            self._metrics.rejections.labels("too_many_streams").inc()
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"the collector has its limit of {self._max_streams} streams open",
+            )
+        if self._open_streams[agent_id] >= MAX_STREAMS_PER_AGENT:
+            self._metrics.rejections.labels("too_many_streams").inc()
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"agent {agent_id!r} has {MAX_STREAMS_PER_AGENT} streams open already",
+            )
+        self._open_streams[agent_id] += 1
+
+    async def _serve_stream(
+        self,
+        hello: up.Hello,
+        request_iterator: AsyncIterator[up.AgentMessage],
+        context: Context,
+    ) -> AsyncIterator[up.CollectorMessage]:
+        agent_id, epoch = hello.agent_id, hello.sequence_epoch
         try:
             last_stored = await self._store.record_agent(hello, time.time_ns())
         except StoreError as exc:
@@ -89,10 +138,6 @@ class UplinkService(up_grpc.UplinkServicer):
                 ack = await self._handle(agent_id, epoch, message, context)
                 if ack is not None:
                     yield up.CollectorMessage(batch_ack=ack)
-        except asyncio.CancelledError:
-            # The agent went away mid-stream; nothing is half-stored (writes are
-            # transactions), and unacked batches will be resent.
-            log.debug("agent %s: stream cancelled", agent_id)
         finally:
             self._metrics.agent_disconnected(agent_id)
             log.info("agent %s disconnected", agent_id)

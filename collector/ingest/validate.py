@@ -50,6 +50,7 @@ RULES = (
     "bad_rtt",
     "too_long",
     "protocol",
+    "too_many_streams",
 )
 
 

@@ -16,6 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
 from collector.errors import ConfigError
+from collector.ingest.service import MAX_STREAMS_PER_AGENT
 from collector.server import CollectorServer, CollectorSettings
 from slawatch.v1 import observation_pb2 as pb
 from slawatch.v1 import uplink_pb2 as up
@@ -272,5 +273,45 @@ def test_a_second_collector_cannot_share_the_port(tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match="cannot listen"):
             await twin.start()
         twin.store.close()
+
+    run(tmp_path, scenario)
+
+
+def test_streams_per_agent_are_bounded_without_harming_others(tmp_path: Path) -> None:
+    async def scenario(server: CollectorServer) -> None:
+        storm = [Client(server) for _ in range(MAX_STREAMS_PER_AGENT)]
+        for client in storm:
+            await client.send(hello("stormy"))
+        extra = Client(server)
+        error = await _expect_abort(extra, hello("stormy"))
+        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "streams open already" in (error.details() or "")
+        calm = Client(server)
+        await calm.send(hello("calm"))
+        assert (
+            await calm.send(batch(1, observation()))
+        ).batch_ack.status == up.BatchAck.STATUS_ACCEPTED
+        await storm[0].close()  # a slot frees up when a stream ends
+        await asyncio.sleep(0.2)
+        again = Client(server)
+        assert (await again.send(hello("stormy"))).HasField("hello_ack")
+        for client in (*storm[1:], calm, again):
+            await client.close()
+        await extra.channel.close()
+
+    run(tmp_path, scenario)
+
+
+def test_a_stream_that_never_says_hello_is_closed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("collector.ingest.service.HELLO_TIMEOUT", 0.3)
+
+    async def scenario(server: CollectorServer) -> None:
+        silent = Client(server)
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await asyncio.wait_for(silent.call.read(), 5)
+        assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        await silent.channel.close()
 
     run(tmp_path, scenario)
