@@ -10,43 +10,36 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import time
 from pathlib import Path
 
 import grpc
 import pytest
 
-from agent.config import AgentConfig, config_from_mapping
+from agent.config import AgentConfig
 from agent.errors import UplinkError
-from agent.uplink import ObservationBuffer, Uplink
 from collector import pki
 from collector.server import CollectorServer, CollectorSettings
 from slawatch.v1 import uplink_pb2 as up
 from slawatch.v1 import uplink_pb2_grpc as up_grpc
-from tests.conftest import free_port
-from tests.integration.test_uplink import _observation
+from tests.integration.uplink_helpers import (
+    agent_for,
+    collector_on_loopback,
+    observation,
+    until,
+    uplink,
+)
 
 
-def _agent(agent_id: str, port: int, pki_dir: Path, cert_of: str | None = None) -> AgentConfig:
+def _agent(
+    settings: CollectorSettings, agent_id: str, pki_dir: Path, cert_of: str | None = None
+) -> AgentConfig:
     issued = pki.agent_paths(pki_dir, cert_of or agent_id)
-    return config_from_mapping({
-        "agent_id": agent_id,
-        "collector": {"address": f"127.0.0.1:{port}", "flush_interval": 0.05, "tls": {
-            "ca_file": str(pki.ca_paths(pki_dir).cert_path),
-            "cert_file": str(issued.cert_path), "key_file": str(issued.key_path)}},
-    })  # fmt: skip
-
-
-def _uplink(config: AgentConfig) -> tuple[Uplink, ObservationBuffer]:
-    buffer = ObservationBuffer(1000, batch_size=10)
-    return Uplink(config, buffer, lambda: up.Heartbeat(sent_unix_ns=time.time_ns())), buffer
-
-
-async def _until(predicate: object, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.05)
+    tls = {
+        "ca_file": str(pki.ca_paths(pki_dir).cert_path),
+        "cert_file": str(issued.cert_path),
+        "key_file": str(issued.key_path),
+    }
+    return agent_for(settings, agent_id, flush_interval=0.05, tls=tls)
 
 
 def test_identity_is_the_certificate(tmp_path: Path) -> None:
@@ -56,21 +49,20 @@ def test_identity_is_the_certificate(tmp_path: Path) -> None:
     for agent_id in ("good", "mallory"):
         pki.issue_agent(ours, agent_id)
     pki.issue_agent(theirs, "good")
-    port = free_port()
-    db = tmp_path / "c.db"
-    settings = CollectorSettings(listen=f"127.0.0.1:{port}", db_path=db,
-                                 metrics_port=free_port(), tls_dir=ours)  # fmt: skip
+    settings = collector_on_loopback(tmp_path, tls_dir=ours)
+    port = int(settings.listen.rsplit(":", 1)[1])
+    db = settings.db_path
 
     async def scenario() -> None:
         server = CollectorServer(settings)
         await server.start()
-        good, good_buffer = _uplink(_agent("good", port, ours))
-        impostor, _ = _uplink(_agent("good", port, ours, cert_of="mallory"))
-        stranger, _ = _uplink(_agent("good", port, theirs))
+        good, good_buffer = uplink(_agent(settings, "good", ours), batch_size=10)
+        impostor, _ = uplink(_agent(settings, "good", ours, cert_of="mallory"), batch_size=10)
+        stranger, _ = uplink(_agent(settings, "good", theirs), batch_size=10)
         tasks = [asyncio.create_task(u.run()) for u in (good, impostor, stranger)]
         try:
-            good_buffer.put(_observation(1))
-            await _until(lambda: good.stats.observations_acked == 1, 10)
+            good_buffer.put(observation(1))
+            await until(lambda: good.stats.observations_acked == 1, 10)
             # mallory's certificate, claiming to be "good": refused for good.
             with pytest.raises(UplinkError, match=r"not for agent"):
                 await asyncio.wait_for(tasks[1], 10)
@@ -80,8 +72,8 @@ def test_identity_is_the_certificate(tmp_path: Path) -> None:
             # No client certificate at all: the handshake fails too.
             await _without_client_certificate(port, ours)
             # ... and the good agent was never disturbed.
-            good_buffer.put(_observation(2))
-            await _until(lambda: good.stats.observations_acked == 2, 10)
+            good_buffer.put(observation(2))
+            await until(lambda: good.stats.observations_acked == 2, 10)
             assert good.stats.sessions == 1
         finally:
             for task in tasks:
