@@ -40,3 +40,17 @@ def test_router_rejecting_with_admin_prohibited(lab: Lab) -> None:
                    timeout=10)  # fmt: skip
     report = ping_report(agent, target.address_toward(r1), 3, interval=0.05)
     assert report["outcomes"] == {"unreachable_prohibited": 3}, report
+
+
+def test_ipv6_through_a_router_and_its_unreachable(lab: Lab) -> None:
+    agent, r1, target = _agent_behind_router(lab)
+    r1.run(["sysctl", "-qw", "net.ipv6.icmp.ratelimit=0"])
+    report = ping_report(agent, target.address_toward(r1, v6=True), 50)
+    assert report["received"] == 50, report
+    # r1 has no route to this documentation prefix: ICMPv6 "no route to destination".
+    unreachable = ping_report(agent, "2001:db8:dead::1", 3, interval=0.05)
+    assert unreachable["outcomes"] == {"unreachable_net": 3}, unreachable
+    lab.cut(r1, target)
+    assert ping_report(agent, target.address_toward(r1, v6=True), 5, timeout=0.3)["outcomes"] == {
+        "timeout": 5
+    }

@@ -9,10 +9,10 @@
     lab.close()                   # kills every process in the lab, deletes namespaces
 
 Faults use what these kernels offer: nftables (``numgen random``) for loss and
-cuts; netem is not available. Links get IPv4 addresses from 198.18.0.0/16
-(reserved for benchmarking), one /24 each; they exist only inside the
-namespaces the lab creates, and nothing here sends traffic anywhere else.
-(IPv6 is tested on loopback inside lab hosts; links have no IPv6 yet.)
+cuts; netem is not available. Each link gets a /24 from 198.18.0.0/16
+(reserved for benchmarking) and a /64 from 2001:db8:5a::/48 (documentation);
+these addresses exist only inside the namespaces the lab creates, and nothing
+here sends traffic anywhere else.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 NAME_PREFIX = "swlab-"
+V6_PREFIX = "2001:db8:5a"  # documentation prefix; link N is 2001:db8:5a:N::/64
 _V4_POOL = ipaddress.ip_network("198.18.0.0/16")
 COMMAND_TIMEOUT = 30.0
 
@@ -97,6 +98,7 @@ class Host:
     namespace: str
     router: bool = False
     addresses: dict[str, str] = field(default_factory=dict)  # peer name -> our IPv4 there
+    addresses6: dict[str, str] = field(default_factory=dict)  # peer name -> our IPv6 there
 
     def exec_argv(self, argv: Sequence[str]) -> list[str]:
         return ["ip", "netns", "exec", self.namespace, *argv]
@@ -122,8 +124,8 @@ class Host:
         self.lab.processes.append(process)
         return process
 
-    def address_toward(self, peer: Host) -> str:
-        return self.addresses[peer.name]
+    def address_toward(self, peer: Host, v6: bool = False) -> str:
+        return (self.addresses6 if v6 else self.addresses)[peer.name]
 
 
 @dataclass(frozen=True)
@@ -156,15 +158,22 @@ class Lab:
         host = Host(self, name, namespace, router)
         self.hosts[name] = host
         host.run(["ip", "link", "set", "lo", "up"])
+        # No duplicate address detection: link-local addresses (which neighbour
+        # discovery needs) are usable at once instead of after a second or two.
+        for scope in ("all", "default"):
+            host.run(["sysctl", "-qw", f"net.ipv6.conf.{scope}.accept_dad=0"])
         if router:
             host.run(["sysctl", "-qw", "net.ipv4.ip_forward=1"])
+            # "default" too: links are added later, and new interfaces take "default".
+            for scope in ("all", "default"):
+                host.run(["sysctl", "-qw", f"net.ipv6.conf.{scope}.forwarding=1"])
         return host
 
     def router(self, name: str) -> Host:
         return self.host(name, router=True)
 
     def link(self, a: Host, b: Host) -> Link:
-        """A veth pair between a and b on a fresh /24: a gets .1, b gets .2."""
+        """A veth pair between a and b on a fresh /24 and /64: a gets .1 and ::1, b .2 and ::2."""
         number = next(self._link_numbers)
         a_if, b_if = f"l{number}-{b.name}"[:15], f"l{number}-{a.name}"[:15]
         _run([
@@ -173,11 +182,19 @@ class Lab:
         ])  # fmt: skip
         network = next(self._subnets)
         hosts = network.hosts()
-        for host, ifname, address in ((a, a_if, next(hosts)), (b, b_if, next(hosts))):
+        network6 = ipaddress.ip_network(f"{V6_PREFIX}:{number:x}::/64")
+        for host, ifname, address, address6 in (
+            (a, a_if, next(hosts), network6[1]),
+            (b, b_if, next(hosts), network6[2]),
+        ):
             host.run(["ip", "addr", "add", f"{address}/{network.prefixlen}", "dev", ifname])
+            # nodad: usable at once, instead of after duplicate address detection
+            host.run(["ip", "-6", "addr", "add", f"{address6}/64", "dev", ifname, "nodad"])
             host.run(["ip", "link", "set", ifname, "up"])
         a.addresses[b.name] = str(network[1])
         b.addresses[a.name] = str(network[2])
+        a.addresses6[b.name] = str(network6[1])
+        b.addresses6[a.name] = str(network6[2])
         link = Link(a, b, a_if, b_if, network)
         self.links.append(link)
         return link
@@ -186,6 +203,9 @@ class Lab:
         """Link a host to a router and route everything from the host through it."""
         link = self.link(router, host)
         host.run(["ip", "route", "add", "default", "via", router.address_toward(host)])
+        host.run(
+            ["ip", "-6", "route", "add", "default", "via", router.address_toward(host, v6=True)]
+        )
         return link
 
     def add_route(self, host: Host, destination: str, via: Host) -> None:
