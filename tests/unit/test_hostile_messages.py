@@ -1,0 +1,152 @@
+"""Whatever an agent sends, the collector either accepts it whole or refuses it with a
+reason: never another exception, and never something the store then chokes on."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+from google.protobuf.message import DecodeError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from collector.errors import InvalidMessage
+from collector.ingest.validate import (
+    Limits,
+    validate_batch,
+    validate_envelope,
+    validate_heartbeat,
+    validate_hello,
+)
+from collector.store.sqlite import detail_json, observation_row
+from slawatch.v1 import observation_pb2 as pb
+from slawatch.v1 import uplink_pb2 as up
+
+NOW = time.time_ns()
+LIMITS = Limits(max_batch_observations=50)
+INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
+UINT32 = st.integers(min_value=0, max_value=2**32 - 1)
+UINT64 = st.integers(min_value=0, max_value=2**64 - 1)
+FLOATS = st.floats(allow_nan=True, allow_infinity=True)
+TEXT = st.text(max_size=300)
+
+
+def check_message(message: up.AgentMessage) -> None:
+    """Validate like the ingest service; what passes must also be storable."""
+    try:
+        validate_envelope(message)
+        body = message.WhichOneof("body")
+        if body == "hello":
+            validate_hello(message.hello)
+        elif body == "heartbeat":
+            validate_heartbeat(message.heartbeat)
+        elif body == "batch":
+            validate_batch(message.batch, NOW, LIMITS)
+            for o in message.batch.observations:
+                observation_row("agent", 1, message.batch.sequence, o)
+                text = detail_json(o)
+                if text is not None:
+                    json.loads(text)
+    except InvalidMessage:
+        pass
+
+
+@given(st.binary(max_size=4000))
+@settings(max_examples=400, deadline=None)
+def test_arbitrary_bytes(data: bytes) -> None:
+    try:
+        message = up.AgentMessage.FromString(data)
+    except DecodeError:
+        return  # gRPC refuses what does not parse
+    check_message(message)
+
+
+@st.composite
+def observations(draw: st.DrawFn) -> pb.Observation:
+    o = pb.Observation(
+        check_id=draw(TEXT), kind=draw(st.integers(0, 12)), target=draw(TEXT),
+        start_unix_ns=draw(st.one_of(INT64, st.just(NOW - 10**9))),
+        duration_ns=draw(INT64), outcome=draw(st.integers(0, 9)),
+        error_class=draw(st.integers(0, 20)), error_detail=draw(TEXT),
+        packets_sent=draw(UINT32), packets_received=draw(UINT32),
+    )  # fmt: skip
+    if draw(st.booleans()):
+        o.rtt.min_ns, o.rtt.mean_ns, o.rtt.max_ns = draw(INT64), draw(INT64), draw(INT64)
+        o.rtt.samples_ns.extend(draw(st.lists(INT64, max_size=5)))
+    detail = draw(st.sampled_from(["none", "http", "dns", "host"]))
+    if detail == "http":
+        o.http.status_code = draw(UINT32)
+        o.http.time_to_first_byte_ns = draw(INT64)
+        o.http.tls.cert_not_after_unix = draw(INT64)
+        o.http.http_version = draw(TEXT)
+    elif detail == "dns":
+        o.dns.rcode = draw(TEXT)
+        o.dns.answers.extend(draw(st.lists(TEXT, max_size=300)))
+    elif detail == "host":
+        o.host.memory_used_ratio = draw(FLOATS)
+        o.host.load1 = draw(FLOATS)
+        o.host.disks.add(mount=draw(TEXT), used_ratio=draw(FLOATS), total_bytes=draw(UINT64))
+        o.host.findings.add(kind=draw(st.integers(0, 9)), value=draw(FLOATS))
+    return o
+
+
+@given(st.lists(observations(), max_size=60), UINT64)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_arbitrary_batches(batch_observations: list[pb.Observation], sequence: int) -> None:
+    message = up.AgentMessage(batch=up.ObservationBatch(sequence=sequence))
+    message.batch.observations.extend(batch_observations)
+    check_message(message)
+
+
+@given(TEXT, UINT64, st.dictionaries(TEXT, TEXT, max_size=40), FLOATS, FLOATS)
+@settings(max_examples=300, deadline=None)
+def test_arbitrary_hellos_and_heartbeats(
+    agent_id: str, epoch: int, labels: dict[str, str], load: float, cpu: float
+) -> None:
+    check_message(up.AgentMessage(hello=up.Hello(agent_id=agent_id, sequence_epoch=epoch,
+                                                 labels=labels)))  # fmt: skip
+    host = up.HostSnapshot(load1=load, cpu_ratio=cpu if not math.isnan(cpu) else 0.5)
+    check_message(up.AgentMessage(heartbeat=up.Heartbeat(host=host)))
+
+
+IDS = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9._:-]{0,40}\Z")
+RATIO = st.floats(min_value=0.0, max_value=1.0)
+NON_NEGATIVE = st.integers(min_value=0, max_value=2**62)
+
+
+@st.composite
+def valid_observations(draw: st.DrawFn) -> pb.Observation:
+    sent = draw(st.integers(0, 1000))
+    received = draw(st.integers(0, sent))
+    o = pb.Observation(
+        check_id=draw(IDS), kind=draw(st.integers(1, 8)),
+        target=draw(st.text(min_size=1, max_size=255)),
+        start_unix_ns=NOW - draw(st.integers(0, 10**15)),
+        duration_ns=draw(st.integers(0, 10**12)), outcome=draw(st.integers(1, 6)),
+        error_class=draw(st.integers(0, 16)), error_detail=draw(st.text(max_size=1024)),
+        packets_sent=sent, packets_received=received,
+    )  # fmt: skip
+    samples = draw(st.lists(NON_NEGATIVE, max_size=received))
+    if samples:
+        o.rtt.samples_ns.extend(samples)
+        o.rtt.min_ns, o.rtt.max_ns = min(samples), max(samples)
+        o.rtt.mean_ns = sum(samples) // len(samples)
+    if draw(st.booleans()):
+        o.host.memory_used_ratio = draw(RATIO)
+        o.host.disks.add(mount=draw(st.text(max_size=256)), used_ratio=draw(RATIO))
+        o.host.findings.add(kind=draw(st.integers(1, 5)), value=draw(RATIO))
+    return o
+
+
+@given(st.lists(valid_observations(), min_size=1, max_size=50), st.integers(1, 2**63 - 1))
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_every_valid_batch_is_accepted_and_storable(
+    batch_observations: list[pb.Observation], sequence: int
+) -> None:
+    batch = up.ObservationBatch(sequence=sequence)
+    batch.observations.extend(batch_observations)
+    validate_batch(batch, NOW, LIMITS)  # must not raise
+    for o in batch.observations:
+        row = observation_row("agent", 1, sequence, o)
+        assert row[3] == o.check_id
