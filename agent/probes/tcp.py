@@ -7,7 +7,7 @@ import socket
 import time
 
 from agent.config import CheckConfig, parse_host_port
-from agent.net.streams import failure_from_os_error
+from agent.net.streams import ProbeFailure, failure_from_os_error, resolve
 from agent.observation import Observation
 from agent.probes.base import WIRE_KIND, RoundClock
 from slawatch.v1 import observation_pb2 as pb
@@ -33,26 +33,24 @@ class ConnectAttempt:
 
 async def connect_once(host: str, port: int, timeout: float) -> ConnectAttempt:
     """One non-blocking connect to a literal address or a name."""
-    loop = asyncio.get_running_loop()
     try:
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        return ConnectAttempt(pb.OUTCOME_ERROR, pb.ERROR_CLASS_DNS_FAILURE, str(exc))
-    family, _type, proto, _name, address = infos[0]
-    sock = socket.socket(family, socket.SOCK_STREAM, proto)
+        family, address = await resolve(host, port)
+    except ProbeFailure as unresolved:
+        return ConnectAttempt(unresolved.outcome, unresolved.error_class, unresolved.detail)
+    sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setblocking(False)
     started = time.monotonic_ns()
     try:
         async with asyncio.timeout(timeout):
-            await loop.sock_connect(sock, address)
+            await asyncio.get_running_loop().sock_connect(sock, (address, port))
         return ConnectAttempt(pb.OUTCOME_OK, rtt_ns=time.monotonic_ns() - started)
     except TimeoutError:
         return ConnectAttempt(
             pb.OUTCOME_TIMEOUT, pb.ERROR_CLASS_CONNECT_TIMEOUT, f"no answer in {timeout:g}s"
         )
     except OSError as exc:
-        failure = failure_from_os_error(exc)
-        return ConnectAttempt(failure.outcome, failure.error_class, failure.detail)
+        refused = failure_from_os_error(exc)
+        return ConnectAttempt(refused.outcome, refused.error_class, refused.detail)
     finally:
         sock.close()
 
