@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from slawatch.v1 import observation_pb2 as slawatch_dot_v1_dot_observation__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18slawatch/v1/uplink.proto\x12\x0bslawatch.v1\x1a\x1dslawatch/v1/observation.proto\"\x98\x01\n\x0c\x41gentMessage\x12#\n\x05hello\x18\x01 \x01(\x0b\x32\x12.slawatch.v1.HelloH\x00\x12.\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x1d.slawatch.v1.ObservationBatchH\x00\x12+\n\theartbeat\x18\x03 \x01(\x0b\x32\x16.slawatch.v1.HeartbeatH\x00\x42\x06\n\x04\x62ody\"r\n\x10\x43ollectorMessage\x12*\n\thello_ack\x18\x01 \x01(\x0b\x32\x15.slawatch.v1.HelloAckH\x00\x12*\n\tbatch_ack\x18\x02 \x01(\x0b\x32\x15.slawatch.v1.BatchAckH\x00\x42\x06\n\x04\x62ody\"\xe6\x01\n\x05Hello\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x18\n\x10software_version\x18\x02 \x01(\t\x12.\n\x06labels\x18\x03 \x03(\x0b\x32\x1e.slawatch.v1.Hello.LabelsEntry\x12\x0f\n\x07\x62oot_id\x18\x04 \x01(\t\x12\x16\n\x0esequence_epoch\x18\x05 \x01(\x04\x12\x17\n\x0fstarted_unix_ns\x18\x06 \x01(\x03\x12\x10\n\x08hostname\x18\x07 \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"C\n\x08HelloAck\x12\x19\n\x11\x63ollector_version\x18\x01 \x01(\t\x12\x1c\n\x14last_stored_sequence\x18\x02 \x01(\x04\"f\n\x10ObservationBatch\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12.\n\x0cobservations\x18\x02 \x03(\x0b\x32\x18.slawatch.v1.Observation\x12\x10\n\x08replayed\x18\x03 \x01(\x08\"\xbc\x01\n\x08\x42\x61tchAck\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12,\n\x06status\x18\x02 \x01(\x0e\x32\x1c.slawatch.v1.BatchAck.Status\x12\x0e\n\x06reason\x18\x03 \x01(\t\"`\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x13\n\x0fSTATUS_ACCEPTED\x10\x01\x12\x14\n\x10STATUS_DUPLICATE\x10\x02\x12\x13\n\x0fSTATUS_REJECTED\x10\x03\"J\n\tHeartbeat\x12\x14\n\x0csent_unix_ns\x18\x01 \x01(\x03\x12\'\n\x04host\x18\x02 \x01(\x0b\x32\x19.slawatch.v1.HostSnapshot\"\xca\x01\n\x0cHostSnapshot\x12\x11\n\tcpu_ratio\x18\x01 \x01(\x01\x12\x19\n\x11memory_used_ratio\x18\x02 \x01(\x01\x12\r\n\x05load1\x18\x03 \x01(\x01\x12\x16\n\x0e\x62oot_time_unix\x18\x04 \x01(\x03\x12\x17\n\x0f\x61gent_rss_bytes\x18\x05 \x01(\x04\x12\x19\n\x11\x61gent_cpu_seconds\x18\x06 \x01(\x01\x12\x19\n\x11\x63hecks_configured\x18\x07 \x01(\r\x12\x16\n\x0erounds_skipped\x18\x08 \x01(\x04\x32P\n\x06Uplink\x12\x46\n\x06Stream\x12\x19.slawatch.v1.AgentMessage\x1a\x1d.slawatch.v1.CollectorMessage(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18slawatch/v1/uplink.proto\x12\x0bslawatch.v1\x1a\x1dslawatch/v1/observation.proto\"\xcc\x01\n\x0c\x41gentMessage\x12#\n\x05hello\x18\x01 \x01(\x0b\x32\x12.slawatch.v1.HelloH\x00\x12.\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x1d.slawatch.v1.ObservationBatchH\x00\x12+\n\theartbeat\x18\x03 \x01(\x0b\x32\x16.slawatch.v1.HeartbeatH\x00\x12\x32\n\rconfig_status\x18\x04 \x01(\x0b\x32\x19.slawatch.v1.ConfigStatusH\x00\x42\x06\n\x04\x62ody\"\xa2\x01\n\x10\x43ollectorMessage\x12*\n\thello_ack\x18\x01 \x01(\x0b\x32\x15.slawatch.v1.HelloAckH\x00\x12*\n\tbatch_ack\x18\x02 \x01(\x0b\x32\x15.slawatch.v1.BatchAckH\x00\x12.\n\x0b\x63onfig_push\x18\x03 \x01(\x0b\x32\x17.slawatch.v1.ConfigPushH\x00\x42\x06\n\x04\x62ody\"\xfe\x01\n\x05Hello\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x18\n\x10software_version\x18\x02 \x01(\t\x12.\n\x06labels\x18\x03 \x03(\x0b\x32\x1e.slawatch.v1.Hello.LabelsEntry\x12\x0f\n\x07\x62oot_id\x18\x04 \x01(\t\x12\x16\n\x0esequence_epoch\x18\x05 \x01(\x04\x12\x17\n\x0fstarted_unix_ns\x18\x06 \x01(\x03\x12\x10\n\x08hostname\x18\x07 \x01(\t\x12\x16\n\x0e\x63onfig_version\x18\x08 \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"C\n\x08HelloAck\x12\x19\n\x11\x63ollector_version\x18\x01 \x01(\t\x12\x1c\n\x14last_stored_sequence\x18\x02 \x01(\x04\"\xcd\x01\n\x10ObservationBatch\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12.\n\x0cobservations\x18\x02 \x03(\x0b\x32\x18.slawatch.v1.Observation\x12\x10\n\x08replayed\x18\x03 \x01(\x08\x12\x1c\n\x14window_start_unix_ns\x18\x04 \x01(\x03\x12\x1a\n\x12window_end_unix_ns\x18\x05 \x01(\x03\x12+\n\x0bspool_drops\x18\x06 \x03(\x0b\x32\x16.slawatch.v1.SpoolDrop\"\xdf\x02\n\tSpoolDrop\x12-\n\x06reason\x18\x01 \x01(\x0e\x32\x1d.slawatch.v1.SpoolDrop.Reason\x12\x17\n\x0f\x64ropped_unix_ns\x18\x02 \x01(\x03\x12\x16\n\x0e\x66irst_sequence\x18\x03 \x01(\x04\x12\x15\n\rlast_sequence\x18\x04 \x01(\x04\x12\x0f\n\x07\x62\x61tches\x18\x05 \x01(\x04\x12\x14\n\x0cobservations\x18\x06 \x01(\x04\x12\x1b\n\x13\x66irst_start_unix_ns\x18\x07 \x01(\x03\x12\x1a\n\x12last_start_unix_ns\x18\x08 \x01(\x03\x12\x1c\n\x14window_start_unix_ns\x18\t \x01(\x03\x12\x1a\n\x12window_end_unix_ns\x18\n \x01(\x03\"A\n\x06Reason\x12\x16\n\x12REASON_UNSPECIFIED\x10\x00\x12\x0f\n\x0bREASON_SIZE\x10\x01\x12\x0e\n\nREASON_AGE\x10\x02\"\xbc\x01\n\x08\x42\x61tchAck\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12,\n\x06status\x18\x02 \x01(\x0e\x32\x1c.slawatch.v1.BatchAck.Status\x12\x0e\n\x06reason\x18\x03 \x01(\t\"`\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x13\n\x0fSTATUS_ACCEPTED\x10\x01\x12\x14\n\x10STATUS_DUPLICATE\x10\x02\x12\x13\n\x0fSTATUS_REJECTED\x10\x03\"2\n\nConfigPush\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x13\n\x0b\x63hecks_yaml\x18\x02 \x01(\t\"A\n\x0c\x43onfigStatus\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\"J\n\tHeartbeat\x12\x14\n\x0csent_unix_ns\x18\x01 \x01(\x03\x12\'\n\x04host\x18\x02 \x01(\x0b\x32\x19.slawatch.v1.HostSnapshot\"\xca\x01\n\x0cHostSnapshot\x12\x11\n\tcpu_ratio\x18\x01 \x01(\x01\x12\x19\n\x11memory_used_ratio\x18\x02 \x01(\x01\x12\r\n\x05load1\x18\x03 \x01(\x01\x12\x16\n\x0e\x62oot_time_unix\x18\x04 \x01(\x03\x12\x17\n\x0f\x61gent_rss_bytes\x18\x05 \x01(\x04\x12\x19\n\x11\x61gent_cpu_seconds\x18\x06 \x01(\x01\x12\x19\n\x11\x63hecks_configured\x18\x07 \x01(\r\x12\x16\n\x0erounds_skipped\x18\x08 \x01(\x04\x32P\n\x06Uplink\x12\x46\n\x06Stream\x12\x19.slawatch.v1.AgentMessage\x1a\x1d.slawatch.v1.CollectorMessage(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,25 +35,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_HELLO_LABELSENTRY']._loaded_options = None
   _globals['_HELLO_LABELSENTRY']._serialized_options = b'8\001'
   _globals['_AGENTMESSAGE']._serialized_start=73
-  _globals['_AGENTMESSAGE']._serialized_end=225
-  _globals['_COLLECTORMESSAGE']._serialized_start=227
-  _globals['_COLLECTORMESSAGE']._serialized_end=341
-  _globals['_HELLO']._serialized_start=344
-  _globals['_HELLO']._serialized_end=574
-  _globals['_HELLO_LABELSENTRY']._serialized_start=529
-  _globals['_HELLO_LABELSENTRY']._serialized_end=574
-  _globals['_HELLOACK']._serialized_start=576
-  _globals['_HELLOACK']._serialized_end=643
-  _globals['_OBSERVATIONBATCH']._serialized_start=645
-  _globals['_OBSERVATIONBATCH']._serialized_end=747
-  _globals['_BATCHACK']._serialized_start=750
-  _globals['_BATCHACK']._serialized_end=938
-  _globals['_BATCHACK_STATUS']._serialized_start=842
-  _globals['_BATCHACK_STATUS']._serialized_end=938
-  _globals['_HEARTBEAT']._serialized_start=940
-  _globals['_HEARTBEAT']._serialized_end=1014
-  _globals['_HOSTSNAPSHOT']._serialized_start=1017
-  _globals['_HOSTSNAPSHOT']._serialized_end=1219
-  _globals['_UPLINK']._serialized_start=1221
-  _globals['_UPLINK']._serialized_end=1301
+  _globals['_AGENTMESSAGE']._serialized_end=277
+  _globals['_COLLECTORMESSAGE']._serialized_start=280
+  _globals['_COLLECTORMESSAGE']._serialized_end=442
+  _globals['_HELLO']._serialized_start=445
+  _globals['_HELLO']._serialized_end=699
+  _globals['_HELLO_LABELSENTRY']._serialized_start=654
+  _globals['_HELLO_LABELSENTRY']._serialized_end=699
+  _globals['_HELLOACK']._serialized_start=701
+  _globals['_HELLOACK']._serialized_end=768
+  _globals['_OBSERVATIONBATCH']._serialized_start=771
+  _globals['_OBSERVATIONBATCH']._serialized_end=976
+  _globals['_SPOOLDROP']._serialized_start=979
+  _globals['_SPOOLDROP']._serialized_end=1330
+  _globals['_SPOOLDROP_REASON']._serialized_start=1265
+  _globals['_SPOOLDROP_REASON']._serialized_end=1330
+  _globals['_BATCHACK']._serialized_start=1333
+  _globals['_BATCHACK']._serialized_end=1521
+  _globals['_BATCHACK_STATUS']._serialized_start=1425
+  _globals['_BATCHACK_STATUS']._serialized_end=1521
+  _globals['_CONFIGPUSH']._serialized_start=1523
+  _globals['_CONFIGPUSH']._serialized_end=1573
+  _globals['_CONFIGSTATUS']._serialized_start=1575
+  _globals['_CONFIGSTATUS']._serialized_end=1640
+  _globals['_HEARTBEAT']._serialized_start=1642
+  _globals['_HEARTBEAT']._serialized_end=1716
+  _globals['_HOSTSNAPSHOT']._serialized_start=1719
+  _globals['_HOSTSNAPSHOT']._serialized_end=1921
+  _globals['_UPLINK']._serialized_start=1923
+  _globals['_UPLINK']._serialized_end=2003
 # @@protoc_insertion_point(module_scope)

@@ -9,25 +9,29 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class AgentMessage(_message.Message):
-    __slots__ = ("hello", "batch", "heartbeat")
+    __slots__ = ("hello", "batch", "heartbeat", "config_status")
     HELLO_FIELD_NUMBER: _ClassVar[int]
     BATCH_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_STATUS_FIELD_NUMBER: _ClassVar[int]
     hello: Hello
     batch: ObservationBatch
     heartbeat: Heartbeat
-    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., batch: _Optional[_Union[ObservationBatch, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ...) -> None: ...
+    config_status: ConfigStatus
+    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., batch: _Optional[_Union[ObservationBatch, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., config_status: _Optional[_Union[ConfigStatus, _Mapping]] = ...) -> None: ...
 
 class CollectorMessage(_message.Message):
-    __slots__ = ("hello_ack", "batch_ack")
+    __slots__ = ("hello_ack", "batch_ack", "config_push")
     HELLO_ACK_FIELD_NUMBER: _ClassVar[int]
     BATCH_ACK_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_PUSH_FIELD_NUMBER: _ClassVar[int]
     hello_ack: HelloAck
     batch_ack: BatchAck
-    def __init__(self, hello_ack: _Optional[_Union[HelloAck, _Mapping]] = ..., batch_ack: _Optional[_Union[BatchAck, _Mapping]] = ...) -> None: ...
+    config_push: ConfigPush
+    def __init__(self, hello_ack: _Optional[_Union[HelloAck, _Mapping]] = ..., batch_ack: _Optional[_Union[BatchAck, _Mapping]] = ..., config_push: _Optional[_Union[ConfigPush, _Mapping]] = ...) -> None: ...
 
 class Hello(_message.Message):
-    __slots__ = ("agent_id", "software_version", "labels", "boot_id", "sequence_epoch", "started_unix_ns", "hostname")
+    __slots__ = ("agent_id", "software_version", "labels", "boot_id", "sequence_epoch", "started_unix_ns", "hostname", "config_version")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -42,6 +46,7 @@ class Hello(_message.Message):
     SEQUENCE_EPOCH_FIELD_NUMBER: _ClassVar[int]
     STARTED_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
     HOSTNAME_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_VERSION_FIELD_NUMBER: _ClassVar[int]
     agent_id: str
     software_version: str
     labels: _containers.ScalarMap[str, str]
@@ -49,7 +54,8 @@ class Hello(_message.Message):
     sequence_epoch: int
     started_unix_ns: int
     hostname: str
-    def __init__(self, agent_id: _Optional[str] = ..., software_version: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., boot_id: _Optional[str] = ..., sequence_epoch: _Optional[int] = ..., started_unix_ns: _Optional[int] = ..., hostname: _Optional[str] = ...) -> None: ...
+    config_version: str
+    def __init__(self, agent_id: _Optional[str] = ..., software_version: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., boot_id: _Optional[str] = ..., sequence_epoch: _Optional[int] = ..., started_unix_ns: _Optional[int] = ..., hostname: _Optional[str] = ..., config_version: _Optional[str] = ...) -> None: ...
 
 class HelloAck(_message.Message):
     __slots__ = ("collector_version", "last_stored_sequence")
@@ -60,14 +66,52 @@ class HelloAck(_message.Message):
     def __init__(self, collector_version: _Optional[str] = ..., last_stored_sequence: _Optional[int] = ...) -> None: ...
 
 class ObservationBatch(_message.Message):
-    __slots__ = ("sequence", "observations", "replayed")
+    __slots__ = ("sequence", "observations", "replayed", "window_start_unix_ns", "window_end_unix_ns", "spool_drops")
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     OBSERVATIONS_FIELD_NUMBER: _ClassVar[int]
     REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_START_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_END_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
+    SPOOL_DROPS_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     observations: _containers.RepeatedCompositeFieldContainer[_observation_pb2.Observation]
     replayed: bool
-    def __init__(self, sequence: _Optional[int] = ..., observations: _Optional[_Iterable[_Union[_observation_pb2.Observation, _Mapping]]] = ..., replayed: _Optional[bool] = ...) -> None: ...
+    window_start_unix_ns: int
+    window_end_unix_ns: int
+    spool_drops: _containers.RepeatedCompositeFieldContainer[SpoolDrop]
+    def __init__(self, sequence: _Optional[int] = ..., observations: _Optional[_Iterable[_Union[_observation_pb2.Observation, _Mapping]]] = ..., replayed: _Optional[bool] = ..., window_start_unix_ns: _Optional[int] = ..., window_end_unix_ns: _Optional[int] = ..., spool_drops: _Optional[_Iterable[_Union[SpoolDrop, _Mapping]]] = ...) -> None: ...
+
+class SpoolDrop(_message.Message):
+    __slots__ = ("reason", "dropped_unix_ns", "first_sequence", "last_sequence", "batches", "observations", "first_start_unix_ns", "last_start_unix_ns", "window_start_unix_ns", "window_end_unix_ns")
+    class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        REASON_UNSPECIFIED: _ClassVar[SpoolDrop.Reason]
+        REASON_SIZE: _ClassVar[SpoolDrop.Reason]
+        REASON_AGE: _ClassVar[SpoolDrop.Reason]
+    REASON_UNSPECIFIED: SpoolDrop.Reason
+    REASON_SIZE: SpoolDrop.Reason
+    REASON_AGE: SpoolDrop.Reason
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
+    FIRST_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    BATCHES_FIELD_NUMBER: _ClassVar[int]
+    OBSERVATIONS_FIELD_NUMBER: _ClassVar[int]
+    FIRST_START_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
+    LAST_START_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_START_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_END_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
+    reason: SpoolDrop.Reason
+    dropped_unix_ns: int
+    first_sequence: int
+    last_sequence: int
+    batches: int
+    observations: int
+    first_start_unix_ns: int
+    last_start_unix_ns: int
+    window_start_unix_ns: int
+    window_end_unix_ns: int
+    def __init__(self, reason: _Optional[_Union[SpoolDrop.Reason, str]] = ..., dropped_unix_ns: _Optional[int] = ..., first_sequence: _Optional[int] = ..., last_sequence: _Optional[int] = ..., batches: _Optional[int] = ..., observations: _Optional[int] = ..., first_start_unix_ns: _Optional[int] = ..., last_start_unix_ns: _Optional[int] = ..., window_start_unix_ns: _Optional[int] = ..., window_end_unix_ns: _Optional[int] = ...) -> None: ...
 
 class BatchAck(_message.Message):
     __slots__ = ("sequence", "status", "reason")
@@ -88,6 +132,24 @@ class BatchAck(_message.Message):
     status: BatchAck.Status
     reason: str
     def __init__(self, sequence: _Optional[int] = ..., status: _Optional[_Union[BatchAck.Status, str]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ConfigPush(_message.Message):
+    __slots__ = ("version", "checks_yaml")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CHECKS_YAML_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    checks_yaml: str
+    def __init__(self, version: _Optional[str] = ..., checks_yaml: _Optional[str] = ...) -> None: ...
+
+class ConfigStatus(_message.Message):
+    __slots__ = ("version", "accepted", "reason")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    accepted: bool
+    reason: str
+    def __init__(self, version: _Optional[str] = ..., accepted: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
     __slots__ = ("sent_unix_ns", "host")
