@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import json
 import logging
 import sys
@@ -60,20 +62,43 @@ def main(log_level: str) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write a JSON summary of the run (packets, CPU, peak RSS) here at exit.",
 )
+@click.option(
+    "--spool-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Override spool.dir of the config: where batches wait until the collector acks them.",
+)
+@click.option(
+    "--audit-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Append a line per observation as it is spooled (epoch, sequence, check, start ns): "
+    "a local record to compare with what the collector stored.",
+)
 def run(
     config_path: Path,
     duration: float | None,
     collector_address: str | None,
     summary_json: Path | None,
+    spool_dir: Path | None,
+    audit_file: Path | None,
 ) -> None:
     """Run the agent daemon."""
     from agent.runner import run_agent
 
-    if summary_json is not None and not summary_json.parent.is_dir():
-        _fail(f"--summary-json: no folder {summary_json.parent}")
+    for option, path in (("--summary-json", summary_json), ("--audit-file", audit_file)):
+        if path is not None and not path.parent.is_dir():
+            _fail(f"{option}: no folder {path.parent}")
     try:
         config = load_config(config_path, collector_address)
-        summary = asyncio.run(run_agent(config, duration))
+        if spool_dir is not None:
+            config = dataclasses.replace(
+                config, spool=dataclasses.replace(config.spool, dir=str(spool_dir))
+            )
+        with contextlib.ExitStack() as files:
+            audit = files.enter_context(audit_file.open("a")) if audit_file else None
+            summary = asyncio.run(run_agent(config, duration, audit))
+    except OSError as exc:
+        _fail(f"--audit-file: cannot write {exc.filename}: {exc.strerror}")
+        return
     except AgentError as exc:
         _fail(str(exc))
         return

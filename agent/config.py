@@ -44,6 +44,7 @@ MIN_SPACING = 0.001
 # The part of its interval a round may take at most.
 ROUND_SHARE = 0.9
 DAY = 86_400.0
+MIN_SPOOL_BYTES = 64 << 10
 
 
 class CheckKind(StrEnum):
@@ -98,14 +99,22 @@ class CollectorConfig:
     batch_max: int = 500
     flush_interval: float = 1.0
     heartbeat_interval: float = 15.0
-    # Observations kept in memory while the collector is unreachable.
-    buffer_max: int = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolConfig:
+    """Where batches wait, on disk, until the collector acks them; and the bounds."""
+
+    dir: str
+    max_bytes: int = 256 << 20
+    max_age: float = 7 * DAY
 
 
 @dataclass(frozen=True, slots=True)
 class AgentConfig:
     agent_id: str
     collector: CollectorConfig = CollectorConfig()
+    spool: SpoolConfig = SpoolConfig("slawatch-data/spool")
     labels: Mapping[str, str] = field(default_factory=dict)
     # Fraction of an interval over which check start times are spread.
     jitter: float = 0.5
@@ -211,6 +220,17 @@ def _read_check(data: object, path: str, problems: list[str]) -> CheckConfig | N
     return CheckConfig(check_id, kind, target, interval, timeout, packets, spacing, options)
 
 
+def checks_from_data(data: object, source: str) -> tuple[CheckConfig, ...]:
+    """A whole check list (as pushed by the collector), validated like ``checks:``."""
+    problems: list[str] = []
+    if not isinstance(data, list):
+        raise ConfigError(f"{source}: must be a list of checks")
+    checks = _read_checks(data, problems)
+    if problems:
+        raise ConfigError(f"{source}: invalid\n  " + "\n  ".join(problems))
+    return checks
+
+
 def check_from_mapping(data: Mapping[str, object], source: str = "probe") -> CheckConfig:
     """One check, validated exactly like a check in the config file."""
     problems: list[str] = []
@@ -223,7 +243,7 @@ def check_from_mapping(data: Mapping[str, object], source: str = "probe") -> Che
 def _read_collector(data: object, problems: list[str]) -> CollectorConfig:
     default = CollectorConfig()
     f = Fields(data, "collector", {"address", "tls", "insecure", "batch_max", "flush_interval",
-                                    "heartbeat_interval", "buffer_max"}, problems)  # fmt: skip
+                                    "heartbeat_interval"}, problems)  # fmt: skip
     address = f.text("address", default.address)
     try:
         parse_host_port(address)
@@ -241,8 +261,23 @@ def _read_collector(data: object, problems: list[str]) -> CollectorConfig:
         insecure=insecure,
         batch_max=f.integer("batch_max", default.batch_max, 1, 10_000),
         flush_interval=f.number("flush_interval", default.flush_interval, 0, 60),
-        heartbeat_interval=f.number("heartbeat_interval", default.heartbeat_interval, 0, 600),
-        buffer_max=f.integer("buffer_max", default.buffer_max, 100, 10_000_000),
+        heartbeat_interval=f.number(
+            "heartbeat_interval", default.heartbeat_interval, 1, 600, low_open=False
+        ),
+    )
+
+
+def default_spool_dir(agent_id: str) -> str:
+    return f"slawatch-data/spool-{agent_id}"
+
+
+def _read_spool(data: object, agent_id: str, problems: list[str]) -> SpoolConfig:
+    f = Fields(data, "spool", {"dir", "max_bytes", "max_age"}, problems)
+    default = SpoolConfig(default_spool_dir(agent_id))
+    return SpoolConfig(
+        dir=f.text("dir", default.dir, max_length=4096),
+        max_bytes=f.size("max_bytes", default.max_bytes, MIN_SPOOL_BYTES, 1 << 40),
+        max_age=f.duration("max_age", default.max_age, 60.0, 365 * DAY),
     )
 
 
@@ -302,10 +337,12 @@ def config_from_mapping(data: object, source: str = "config") -> AgentConfig:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: the top level must be a mapping of settings")
     problems: list[str] = []
-    f = Fields(data, "", {"agent_id", "collector", "labels", "jitter", "checks"}, problems)
+    f = Fields(data, "", {"agent_id", "collector", "spool", "labels", "jitter", "checks"}, problems)
+    agent_id = f.text("agent_id", pattern=ID_PATTERN)
     config = AgentConfig(
-        agent_id=f.text("agent_id", pattern=ID_PATTERN),
+        agent_id=agent_id,
         collector=_read_collector(f.raw("collector"), problems),
+        spool=_read_spool(f.raw("spool"), agent_id, problems),
         labels=_read_labels(f.raw("labels"), problems),
         jitter=f.number("jitter", 0.5, 0.0, 0.999, low_open=False),
         checks=_read_checks(f.raw("checks"), problems),

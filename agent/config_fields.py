@@ -4,7 +4,37 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import TypeVar
+
+T = TypeVar("T", int, float)
+
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([KMGT]i?B|B)?\s*$")
+_SIZE_UNITS = {None: 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+               "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}  # fmt: skip
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])?\s*$")
+_DURATION_UNITS = {None: 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0}
+
+
+def parse_size(value: object) -> int:
+    """Bytes from 1048576, "1MiB", "64 KiB" or "2GB"."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    match = _SIZE.match(value) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError(f"{value!r} is not a size (bytes, or e.g. 64KiB, 256MiB, 1GB)")
+    return int(match[1]) * _SIZE_UNITS[match[2]]
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from 90, 1.5, "90s", "15m", "12h" or "7d"."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    match = _DURATION.match(value) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError(f"{value!r} is not a duration (seconds, or e.g. 90s, 15m, 12h, 7d)")
+    return float(match[1]) * _DURATION_UNITS[match[2]]
 
 
 class Fields:
@@ -74,6 +104,24 @@ class Fields:
             self.problem(key, f"{value:g} is outside {bracket}{low:g}, {high:g}]")
             return default
         return float(value)
+
+    def size(self, key: str, default: int, low: int, high: int) -> int:
+        return self._bounded(key, default, low, high, parse_size)
+
+    def duration(self, key: str, default: float, low: float, high: float) -> float:
+        return self._bounded(key, default, low, high, parse_duration)
+
+    def _bounded(self, key: str, default: T, low: T, high: T, parse: Callable[[object], T]) -> T:
+        value = self._data.get(key, default)
+        try:
+            parsed = parse(value)
+        except ValueError as exc:
+            self.problem(key, str(exc))
+            return default
+        if not low <= parsed <= high:
+            self.problem(key, f"{value} is outside [{low}, {high}]")
+            return default
+        return parsed
 
     def integer(self, key: str, default: int, low: int, high: int) -> int:
         value = self._data.get(key, default)

@@ -4,6 +4,7 @@
     ├── ConfigError          the YAML config is unreadable or invalid (names the field)
     ├── ProbeSetupError      a probe cannot run at all on this node
     │   └── IcmpPermissionError   no raw socket and no unprivileged ICMP allowed
+    ├── SpoolError           the on-disk spool cannot be opened or written
     └── UplinkError          the collector refused us for good (not a network blip)
 
 Failures of a single probe round are not exceptions: they become observations
@@ -25,6 +26,10 @@ class ProbeSetupError(AgentError):
 
 class IcmpPermissionError(ProbeSetupError):
     """Neither a raw ICMP socket nor an unprivileged ICMP datagram socket is allowed."""
+
+
+class SpoolError(AgentError):
+    """The spool folder is unusable: locked by another agent, unwritable, or corrupt."""
 
 
 class UplinkError(AgentError):

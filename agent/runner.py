@@ -1,4 +1,8 @@
-"""Wires config, probes, scheduler and uplink together and runs the agent daemon."""
+"""Wires config, probes, scheduler, outbox, spool and uplink together: the agent daemon.
+
+scheduler --rounds--> outbox --sealed batches--> spool (disk) --> uplink --> collector
+                                                                 <-- acks, config pushes
+"""
 
 from __future__ import annotations
 
@@ -8,14 +12,20 @@ import logging
 import signal
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TextIO
 
-from agent.config import AgentConfig, CheckKind
+from agent.config import AgentConfig, CheckConfig, CheckKind
 from agent.host import HostSampler, peak_rss_bytes, process_cpu_seconds
 from agent.net.icmp_engine import IcmpEngine
-from agent.probes import build_probe
+from agent.outbox import Outbox
+from agent.probes import Probe, build_probe
+from agent.pushed_checks import PushedChecks
 from agent.scheduler import Scheduler
-from agent.uplink import ObservationBuffer, Uplink
+from agent.spool import Spool, SpoolBounds
+from agent.uplink import Uplink
 from slawatch.v1 import uplink_pb2 as up
 
 log = logging.getLogger(__name__)
@@ -36,10 +46,15 @@ class RunSummary:
     rounds_failed: int
     icmp_packets_sent: int
     icmp_replies_received: int
+    # Sealed into the spool; sent (resends included); acked by the collector.
+    observations_spooled: int
     observations_sent: int
     observations_acked: int
+    # Dropped unsent to keep the spool within its bounds (and reported).
     observations_dropped: int
     batches_rejected: int
+    # Left in the spool at exit, to be sent after the next start.
+    batches_unacked: int
     # CPU used from the moment probing started (start-up imports excluded).
     cpu_seconds_probing: float
     peak_rss_bytes: int
@@ -48,28 +63,62 @@ class RunSummary:
         return asdict(self)
 
 
-def _open_icmp(config: AgentConfig) -> IcmpEngine | None:
-    targets = [c.target for c in config.checks if c.kind is CheckKind.ICMP]
-    if not targets:
-        return None
+def _probe_builder(engine: IcmpEngine) -> Callable[[CheckConfig], Probe]:
+    def build(check: CheckConfig) -> Probe:
+        if check.kind is CheckKind.ICMP:
+            # Opened now, so a missing privilege shows at start (or rejects a push).
+            engine.open(socket.AF_INET6 if ":" in check.target else socket.AF_INET)
+        return build_probe(check, engine)
+
+    return build
+
+
+async def run_agent(
+    config: AgentConfig, duration: float | None = None, audit: TextIO | None = None
+) -> RunSummary:
+    spool = Spool(Path(config.spool.dir), SpoolBounds(config.spool.max_bytes, config.spool.max_age))
     engine = IcmpEngine()
-    for family in {socket.AF_INET6 if ":" in t else socket.AF_INET for t in targets}:
-        engine.open(family)  # raises IcmpPermissionError now, not at the first round
-    return engine
+    try:
+        return await _run(config, spool, engine, duration, audit)
+    finally:
+        engine.close()
+        spool.close()
 
 
-async def run_agent(config: AgentConfig, duration: float | None = None) -> RunSummary:
-    engine = _open_icmp(config)
-    probes = [build_probe(check, engine) for check in config.checks]
-    buffer = ObservationBuffer(config.collector.buffer_max, config.collector.batch_max)
-    scheduler = Scheduler(probes, buffer.put, config.jitter)
+async def _run(
+    config: AgentConfig,
+    spool: Spool,
+    engine: IcmpEngine,
+    duration: float | None,
+    audit: TextIO | None,
+) -> RunSummary:
+    build = _probe_builder(engine)
+    probes = [build(check) for check in config.checks]
     sampler = HostSampler()
+    pushed: PushedChecks | None = None
 
     def heartbeat() -> up.Heartbeat:
-        snapshot = sampler.snapshot(len(probes), scheduler.stats.rounds_skipped)
+        snapshot = sampler.snapshot(scheduler.check_count, scheduler.stats.rounds_skipped)
         return up.Heartbeat(sent_unix_ns=time.time_ns(), host=snapshot)
 
-    uplink = Uplink(config, buffer, heartbeat)
+    uplink = Uplink(
+        config,
+        spool,
+        heartbeat,
+        on_config=lambda push: pushed.take(push) if pushed else _not_ready(push),
+        config_version=lambda: pushed.version if pushed else "",
+    )
+    c = config.collector
+    outbox = Outbox(spool, c.batch_max, c.flush_interval, uplink.notify, audit)
+    scheduler = Scheduler(probes, outbox.put, config.jitter)
+    pushed = PushedChecks(
+        Path(config.spool.dir), {c.id for c in config.checks}, build, scheduler.add,
+        scheduler.retire,
+    )  # fmt: skip
+    pushed.load_cache()
+    if spool.stats.recovered_batches:
+        log.info("spool %s: %d batches from an earlier run still to send", spool.directory,
+                 spool.stats.recovered_batches)  # fmt: skip
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -85,6 +134,7 @@ async def run_agent(config: AgentConfig, duration: float | None = None) -> RunSu
         "agent %s: %d checks, collector %s", config.agent_id, len(probes), config.collector.address
     )
     scheduling = asyncio.create_task(scheduler.run(STOP_ROUND_GRACE))
+    sealing = asyncio.create_task(outbox.run())
     uplinking = asyncio.create_task(uplink.run())
     stopping = asyncio.create_task(stop.wait())
     try:
@@ -98,25 +148,31 @@ async def run_agent(config: AgentConfig, duration: float | None = None) -> RunSu
         stopping.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await scheduling
+        sealing.cancel()
+        outbox.seal()  # the last rounds reach the disk before anything else
         if not uplinking.done():
             await uplink.stop(STOP_FLUSH_TIMEOUT)
             uplinking.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await uplinking  # re-raises UplinkError if the collector refused us
-        if engine is not None:
-            engine.close()
     return RunSummary(
-        checks=len(probes),
+        checks=scheduler.check_count,
         seconds=round(time.monotonic() - started, 3),
         rounds_started=scheduler.stats.rounds_started,
         rounds_skipped=scheduler.stats.rounds_skipped,
         rounds_failed=scheduler.stats.rounds_failed,
-        icmp_packets_sent=engine.packets_sent if engine else 0,
-        icmp_replies_received=engine.replies_received if engine else 0,
+        icmp_packets_sent=engine.packets_sent,
+        icmp_replies_received=engine.replies_received,
+        observations_spooled=outbox.observations_spooled,
         observations_sent=uplink.stats.observations_sent,
         observations_acked=uplink.stats.observations_acked,
-        observations_dropped=buffer.dropped,
+        observations_dropped=spool.stats.observations_dropped + outbox.observations_lost,
         batches_rejected=uplink.stats.batches_rejected,
+        batches_unacked=spool.unacked_batches,
         cpu_seconds_probing=round(process_cpu_seconds() - cpu_start, 4),
         peak_rss_bytes=peak_rss_bytes(),
     )
+
+
+def _not_ready(push: up.ConfigPush) -> up.ConfigStatus:
+    return up.ConfigStatus(version=push.version, accepted=False, reason="agent still starting")

@@ -12,6 +12,10 @@
 All checks share one heap of due times and one timer (rather than a sleeping
 task per check): with a thousand checks that keeps asyncio's own timer heap
 small, which is where most of the per-round CPU went.
+
+Checks can be added and retired while running (configuration pushed by the
+collector): a new check's first round is due within one interval; a retired
+check starts no new round, and a round it has in flight still reports.
 """
 
 from __future__ import annotations
@@ -76,14 +80,44 @@ class Scheduler:
         emit: Callable[[Observation], None],
         jitter: float = 0.5,
     ) -> None:
-        self._probes = probes
         self._emit = emit
         self._jitter = jitter
         self.stats = SchedulerStats()
-        self._running: list[_Running | None] = [None] * len(probes)
-        # (when, tie-breaker, what, probe index, round it concerns)
-        self._heap: list[tuple[float, int, int, int, _Running | None]] = []
+        # Slots: a retired check leaves None, reused once its last round ended.
+        self._probes: list[Probe | None] = []
+        self._running: list[_Running | None] = []
+        self._free: list[int] = []
+        # (when, tie-breaker, what, slot, the probe it starts | the round it ends)
+        self._heap: list[tuple[float, int, int, int, Probe | _Running]] = []
         self._order = itertools.count()
+        self._wakeup: asyncio.Future[None] | None = None
+        self.add(probes)
+
+    @property
+    def check_count(self) -> int:
+        return sum(1 for probe in self._probes if probe is not None)
+
+    def add(self, probes: Sequence[Probe]) -> None:
+        """Schedule new checks; each first round is due within one interval from now."""
+        now = time.monotonic()
+        for probe in probes:
+            index = self._free.pop() if self._free else len(self._probes)
+            if index == len(self._probes):
+                self._probes.append(None)
+                self._running.append(None)
+            self._probes[index] = probe
+            phase = phase_fraction(probe.check.id) * self._jitter * probe.check.interval
+            self._push(now + phase, _START, index, probe)
+        if self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)  # the new checks may be due before the timer
+
+    def retire(self, check_ids: set[str]) -> None:
+        """Stop scheduling these checks; rounds in flight still finish and report."""
+        for index, probe in enumerate(self._probes):
+            if probe is not None and probe.check.id in check_ids:
+                self._probes[index] = None
+                if self._running[index] is None:
+                    self._free.append(index)
 
     async def run(self, finish_grace: float = 0.0) -> None:
         """Run until cancelled.
@@ -92,34 +126,46 @@ class Scheduler:
         ``finish_grace`` seconds to finish and report, then are cancelled.
         """
         loop = asyncio.get_running_loop()
-        origin = loop.time()
-        for index, probe in enumerate(self._probes):
-            phase = phase_fraction(probe.check.id) * self._jitter * probe.check.interval
-            self._push(origin + phase, _START, index, None)
         try:
-            while self._heap:
-                delay = self._heap[0][0] - loop.time()
+            while True:
+                delay = self._heap[0][0] - loop.time() if self._heap else 3600.0
                 if delay > 0:
-                    await asyncio.sleep(delay)
+                    await self._sleep(loop, delay)
                 self._run_due(loop.time() + TICK)
         finally:
             await self._finish(finish_grace)
 
-    def _push(self, when: float, what: int, index: int, running: _Running | None) -> None:
-        heapq.heappush(self._heap, (when, next(self._order), what, index, running))
+    async def _sleep(self, loop: asyncio.AbstractEventLoop, delay: float) -> None:
+        """Sleep ``delay`` seconds, or less if ``add`` brings something due earlier."""
+        self._wakeup = loop.create_future()
+        timer = loop.call_later(delay, _set_done, self._wakeup)
+        try:
+            await self._wakeup
+        finally:
+            timer.cancel()
+            self._wakeup = None
+
+    def _push(self, when: float, what: int, index: int, payload: Probe | _Running) -> None:
+        heapq.heappush(self._heap, (when, next(self._order), what, index, payload))
 
     def _run_due(self, horizon: float) -> None:
         heap = self._heap
         while heap and heap[0][0] <= horizon:
-            when, _, what, index, running = heapq.heappop(heap)
+            when, _, what, index, payload = heapq.heappop(heap)
             if what == _START:
-                self._start_round(index, when, horizon)
-            elif running is not None and running.task is not None and not running.task.done():
-                running.overran = True
-                running.task.cancel()
+                if self._probes[index] is payload:  # not retired, nor the slot reused
+                    self._start_round(index, when, horizon)
+            elif (
+                isinstance(payload, _Running)
+                and payload.task is not None
+                and not payload.task.done()
+            ):
+                payload.overran = True
+                payload.task.cancel()
 
     def _start_round(self, index: int, due: float, horizon: float) -> None:
         probe = self._probes[index]
+        assert probe is not None
         interval = probe.check.interval
         if self._running[index] is not None:
             self.stats.rounds_skipped += 1
@@ -127,7 +173,7 @@ class Scheduler:
         else:
             running = _Running()
             self._running[index] = running
-            running.task = asyncio.create_task(self._one_round(index, running))
+            running.task = asyncio.create_task(self._one_round(index, probe, running))
             self._push(due + round_deadline(probe), _DEADLINE, index, running)
             self.stats.rounds_started += 1
         next_due = due + interval
@@ -135,10 +181,9 @@ class Scheduler:
             missed = int((horizon - next_due) // interval) + 1
             self.stats.rounds_skipped += missed
             next_due += missed * interval
-        self._push(next_due, _START, index, None)
+        self._push(next_due, _START, index, probe)
 
-    async def _one_round(self, index: int, running: _Running) -> None:
-        probe = self._probes[index]
+    async def _one_round(self, index: int, probe: Probe, running: _Running) -> None:
         try:
             observation = await probe.run_round()
         except asyncio.CancelledError:
@@ -150,6 +195,8 @@ class Scheduler:
             observation = self._failed(probe, running, f"probe error: {exc}")
         finally:
             self._running[index] = None
+            if self._probes[index] is None:
+                self._free.append(index)  # retired while this round ran
         self._emit(observation)
 
     def _failed(self, probe: Probe, running: _Running, why: str) -> Observation:
@@ -173,3 +220,8 @@ class Scheduler:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _set_done(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

@@ -1,20 +1,23 @@
-"""Streams observations to the collector over one gRPC bidi stream, with acks.
+"""Streams spooled batches to the collector over one gRPC bidi stream, with acks.
 
-Batches get strictly increasing sequence numbers within this process's
-sequence epoch. A batch is forgotten only when the collector acks it; after a
-reconnect every unacked batch is resent, in order, flagged ``replayed``. The
-collector deduplicates by (agent, epoch, sequence), so a lost ack never
-stores a batch twice.
+Batches come from the durable spool (``agent.spool``) in sequence order. A
+batch leaves the spool only when the collector acks it (stored, duplicate, or
+rejected: a rejected batch is kept aside in ``spool.dir/rejected`` and not
+resent). After a reconnect, or a restart, sending starts again at the first
+unacked batch, flagged ``replayed``; the collector stores each
+(agent, epoch, sequence) once, so a lost ack never stores a batch twice.
 
-While the collector is unreachable, observations wait in a bounded memory
-buffer; when it is full the oldest are dropped and counted. (A durable
-on-disk spool replaces this buffer later; the interface stays the same.)
+At most ``MAX_IN_FLIGHT`` batches are unacked on the stream: a slow collector
+slows sending, and the spool absorbs the difference; probing never waits.
+
+The stream also carries the collector's configuration pushes; the agent
+answers each with a ``ConfigStatus``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
+import contextlib
 import logging
 import random
 import socket
@@ -29,7 +32,7 @@ from agent import __version__
 from agent.config import AgentConfig
 from agent.errors import UplinkError
 from agent.host import boot_id
-from agent.observation import Observation
+from agent.spool import Spool
 from slawatch.v1 import uplink_pb2 as up
 from slawatch.v1 import uplink_pb2_grpc as up_grpc
 
@@ -38,8 +41,6 @@ log = logging.getLogger(__name__)
 UplinkCall = grpc.aio.StreamStreamCall[up.AgentMessage, up.CollectorMessage]
 
 MAX_IN_FLIGHT = 16
-# The collector refuses messages over 4 MiB; a batch stays well under that.
-MAX_BATCH_BYTES = 3 << 20
 # Codes that mean "this agent is not welcome": retrying would not help.
 _PERMANENT = (
     grpc.StatusCode.PERMISSION_DENIED,
@@ -56,56 +57,6 @@ CHANNEL_OPTIONS = [
 ]
 
 
-class ObservationBuffer:
-    """Observations not yet batched; bounded, dropping (and counting) the oldest.
-
-    The uplink sends a batch when ``batch_size`` observations are waiting or
-    when its flush interval has passed, whichever comes first.
-    """
-
-    def __init__(self, max_items: int, batch_size: int) -> None:
-        self._items: collections.deque[Observation] = collections.deque()
-        self._max = max_items
-        self._batch_size = batch_size
-        self._batch_ready = asyncio.Event()
-        self.dropped = 0
-
-    def put(self, observation: Observation) -> None:
-        if len(self._items) >= self._max:
-            self._items.popleft()
-            self.dropped += 1
-        self._items.append(observation)
-        if len(self._items) >= self._batch_size:
-            self._batch_ready.set()
-
-    def put_back(self, observations: list[Observation]) -> None:
-        """Return observations taken but not sent, to the front, in order."""
-        self._items.extendleft(reversed(observations))
-        if len(self._items) >= self._batch_size:
-            self._batch_ready.set()
-
-    def take(self, limit: int) -> list[Observation]:
-        taken = [self._items.popleft() for _ in range(min(limit, len(self._items)))]
-        if len(self._items) < self._batch_size:
-            self._batch_ready.clear()
-        return taken
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def wake(self) -> None:
-        """End a pending ``wait_for_batch`` now (used when stopping)."""
-        self._batch_ready.set()
-
-    async def wait_for_batch(self, timeout: float) -> None:
-        """Return once a full batch is waiting, or after ``timeout`` seconds."""
-        try:
-            async with asyncio.timeout(timeout):
-                await self._batch_ready.wait()
-        except TimeoutError:
-            pass
-
-
 @dataclass(slots=True)
 class UplinkStats:
     connected: bool = False
@@ -116,28 +67,41 @@ class UplinkStats:
     batches_rejected: int = 0
 
 
+ConfigHandler = Callable[[up.ConfigPush], up.ConfigStatus]
+
+
 class Uplink:
     def __init__(
         self,
         config: AgentConfig,
-        buffer: ObservationBuffer,
+        spool: Spool,
         heartbeat: Callable[[], up.Heartbeat],
+        on_config: ConfigHandler | None = None,
+        config_version: Callable[[], str] = lambda: "",
     ) -> None:
         self._config = config
-        self._buffer = buffer
+        self._spool = spool
         self._heartbeat = heartbeat
-        self._epoch = time.time_ns()
+        self._on_config = on_config
+        self._config_version = config_version
         self._started_ns = time.time_ns()
-        self._next_sequence = 1
-        self._unacked: dict[int, up.ObservationBatch] = {}
+        # Batches recovered from an earlier run count as resent.
+        self._sent_up_to = spool.next_sequence - 1
+        self._in_flight: dict[int, up.ObservationBatch] = {}
+        self._control: list[up.AgentMessage] = []
+        self._wake = asyncio.Event()
         self._acked = asyncio.Event()
         self._stopping = False
         self.stats = UplinkStats()
 
+    def notify(self) -> None:
+        """A batch was spooled (or something else is ready to send)."""
+        self._wake.set()
+
     @property
     def idle(self) -> bool:
-        """Nothing waits to be sent or acked."""
-        return not self._unacked and not len(self._buffer)
+        """Every spooled batch is acked."""
+        return self._spool.unacked_batches == 0
 
     async def run(self) -> None:
         """Keep a session to the collector up until cancelled or stopped."""
@@ -167,19 +131,21 @@ class Uplink:
             backoff = min(BACKOFF_MAX, backoff * 2)
 
     async def stop(self, timeout: float) -> bool:
-        """Send what is buffered and wait for its acks, at most ``timeout`` seconds."""
+        """Send what is spooled and wait for its acks, at most ``timeout`` seconds.
+
+        What is still unacked then stays in the spool for the next start."""
         self._stopping = True
-        self._buffer.wake()
-        try:
+        self._wake.set()
+        with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 while not self.idle:
                     self._acked.clear()
                     await self._acked.wait()
-        except TimeoutError:
+        if not self.idle:
             log.warning(
-                "stopping with %d unacked batches, %d observations unsent",
-                len(self._unacked),
-                len(self._buffer),
+                "stopping with %d batches unacked; they stay in the spool %s",
+                self._spool.unacked_batches,
+                self._spool.directory,
             )
         return self.idle
 
@@ -189,9 +155,10 @@ class Uplink:
             software_version=__version__,
             labels=self._config.labels,
             boot_id=boot_id(),
-            sequence_epoch=self._epoch,
+            sequence_epoch=self._spool.epoch,
             started_unix_ns=self._started_ns,
             hostname=socket.gethostname(),
+            config_version=self._config_version(),
         )
         return up.AgentMessage(hello=hello)
 
@@ -226,84 +193,87 @@ class Uplink:
             self.stats.connected = True
             self.stats.sessions += 1
             log.info("connected to collector %s", address)
-            reader = asyncio.create_task(self._read_acks(call))
+            # Whatever was in flight on an earlier stream is sent again, from disk.
+            self._in_flight.clear()
+            self._spool.rewind()
+            reader = asyncio.create_task(self._read(call))
             try:
-                await self._write_batches(call, reader)
+                await self._write(call, reader)
             finally:
                 reader.cancel()
                 await asyncio.gather(reader, return_exceptions=True)
                 call.cancel()
 
-    async def _write_batches(self, call: UplinkCall, reader: asyncio.Task[None]) -> None:
-        collector = self._config.collector
-        for batch in list(self._unacked.values()):
-            batch.replayed = True
-            await call.write(up.AgentMessage(batch=batch))
+    async def _write(self, call: UplinkCall, reader: asyncio.Task[None]) -> None:
+        heartbeat_interval = self._config.collector.heartbeat_interval
+        resend_up_to = self._sent_up_to
         next_heartbeat = time.monotonic()
         while not reader.done():
+            self._wake.clear()
+            while self._control:
+                await call.write(self._control.pop(0))
             if time.monotonic() >= next_heartbeat:
                 await call.write(up.AgentMessage(heartbeat=self._heartbeat()))
-                next_heartbeat = time.monotonic() + collector.heartbeat_interval
-            if len(self._unacked) >= MAX_IN_FLIGHT:
-                self._acked.clear()
-                await _wait_either(self._acked.wait(), reader, collector.flush_interval)
+                next_heartbeat = time.monotonic() + heartbeat_interval
+            room = MAX_IN_FLIGHT - len(self._in_flight)
+            if room > 0 and self._spool.has_unread:
+                for batch in self._spool.read_next(room):
+                    await self._send(call, batch, replayed=batch.sequence <= resend_up_to)
                 continue
-            if not self._stopping:
-                await self._buffer.wait_for_batch(collector.flush_interval)
-            observations = self._buffer.take(collector.batch_max)
-            if observations:
-                await call.write(up.AgentMessage(batch=self._new_batch(observations)))
-            elif self._stopping and not self._unacked:
+            if self._stopping and self.idle:
                 await call.done_writing()
                 return
-            elif self._stopping:
-                self._acked.clear()
-                await _wait_either(self._acked.wait(), reader, collector.flush_interval)
+            await _wait_either(self._wake, reader, max(0.01, next_heartbeat - time.monotonic()))
         reader.result()  # re-raise the reader's error, if any
 
-    def _new_batch(self, observations: list[Observation]) -> up.ObservationBatch:
-        """A batch of the observations that fit in MAX_BATCH_BYTES; the rest go back."""
-        batch = up.ObservationBatch(sequence=self._next_sequence)
-        size = 0
-        for index, observation in enumerate(observations):
-            message = observation.to_wire()
-            size += message.ByteSize() + 8  # field tag and length prefix
-            if size > MAX_BATCH_BYTES and index > 0:
-                self._buffer.put_back(observations[index:])
-                observations = observations[:index]
-                break
-            batch.observations.append(message)
-        self._unacked[self._next_sequence] = batch
-        self._next_sequence += 1
+    async def _send(self, call: UplinkCall, batch: up.ObservationBatch, replayed: bool) -> None:
+        batch.replayed = replayed
+        self._in_flight[batch.sequence] = batch
+        self._sent_up_to = max(self._sent_up_to, batch.sequence)
+        await call.write(up.AgentMessage(batch=batch))
         self.stats.batches_sent += 1
-        self.stats.observations_sent += len(observations)
-        return batch
+        self.stats.observations_sent += len(batch.observations)
 
-    async def _read_acks(self, call: UplinkCall) -> None:
+    async def _read(self, call: UplinkCall) -> None:
         while True:
             message = await call.read()
             if not isinstance(message, up.CollectorMessage):  # grpc.aio.EOF
                 raise ConnectionResetError("collector closed the stream")
-            if not message.HasField("batch_ack"):
-                continue
-            ack = message.batch_ack
-            batch = self._unacked.pop(ack.sequence, None)
-            if batch is None:
-                continue
-            if ack.status == up.BatchAck.STATUS_REJECTED:
-                self.stats.batches_rejected += 1
-                log.error("collector rejected batch %d: %s", ack.sequence, ack.reason)
-            else:
-                self.stats.observations_acked += len(batch.observations)
+            body = message.WhichOneof("body")
+            if body == "batch_ack":
+                self._take_ack(message.batch_ack)
+            elif body == "config_push":
+                self._take_config(message.config_push)
+            self._wake.set()
+
+    def _take_ack(self, ack: up.BatchAck) -> None:
+        batch = self._in_flight.pop(ack.sequence, None)
+        if batch is None:
+            return
+        if ack.status == up.BatchAck.STATUS_REJECTED:
+            self.stats.batches_rejected += 1
+            kept = self._spool.set_aside(batch, ack.reason)
             self._acked.set()
+            log.error("collector rejected batch %d: %s (kept in %s)", ack.sequence, ack.reason,
+                      kept)  # fmt: skip
+            return
+        self._spool.ack(ack.sequence)
+        self.stats.observations_acked += len(batch.observations)
+        self._acked.set()
+
+    def _take_config(self, push: up.ConfigPush) -> None:
+        if self._on_config is None:
+            status = up.ConfigStatus(
+                version=push.version, accepted=False, reason="this agent takes no pushed checks"
+            )
+        else:
+            status = self._on_config(push)
+        self._control.append(up.AgentMessage(config_status=status))
 
 
-async def _wait_either(
-    awaitable: collections.abc.Coroutine[object, object, object],
-    task: asyncio.Task[None],
-    timeout: float,
-) -> None:
-    waiter = asyncio.ensure_future(awaitable)
+async def _wait_either(event: asyncio.Event, task: asyncio.Task[None], timeout: float) -> None:
+    """Until ``event`` is set, ``task`` ends, or ``timeout`` seconds pass."""
+    waiter = asyncio.ensure_future(event.wait())
     try:
         await asyncio.wait({waiter, task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
     finally:

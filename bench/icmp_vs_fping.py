@@ -451,6 +451,8 @@ def agent_argv(config: Path, summary: Path, duration: float) -> list[str]:
         str(summary),
         "--collector",
         f"127.0.0.1:{GRPC_PORT}",
+        "--spool-dir",
+        str(config.parent / "agent-spool"),
     ]
 
 

@@ -178,7 +178,11 @@ async def _serve(
     summaries = None
     try:
         if local_agent is not None:
-            agent = await start_local_agent(local_agent, f"127.0.0.1:{server.grpc_port}")
+            agent = await start_local_agent(
+                local_agent,
+                f"127.0.0.1:{server.grpc_port}",
+                settings.db_path.parent / "local-agent-spool",
+            )
         if summary_interval > 0:
             summaries = asyncio.create_task(
                 _print_summaries(settings.db_path, started_ns, summary_interval)

@@ -30,10 +30,14 @@ def agent_executable() -> str:
     return found
 
 
-async def start_local_agent(config: Path, collector_address: str) -> asyncio.subprocess.Process:
+async def start_local_agent(
+    config: Path, collector_address: str, spool_dir: Path
+) -> asyncio.subprocess.Process:
+    """The agent's spool goes beside the collector's store, whatever the agent's config says."""
     process = await asyncio.create_subprocess_exec(
         agent_executable(), "--log-level", "warning", "run",
         "--config", str(config), "--collector", collector_address,
+        "--spool-dir", str(spool_dir),
         stdin=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     log.info("local agent started (pid %d) with %s", process.pid, config)

@@ -68,7 +68,9 @@ def start_collector(host: Host, address: str, db: Path, logs: Path) -> str:
 
 
 def start_agent(host: Host, config: dict[str, Any], logs: Path) -> None:
+    """Start slawatch-agent in ``host``; its spool in ``logs`` unless the config says where."""
     path = logs / f"agent-{config['agent_id']}.yaml"
+    config.setdefault("spool", {"dir": str(logs / f"spool-{config['agent_id']}")})
     path.write_text(yaml.safe_dump(config))
     host.spawn([AGENT_CMD, "run", "--config", str(path)], log_path=logs / "agent.log")
 

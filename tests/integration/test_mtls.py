@@ -39,7 +39,8 @@ def _agent(
         "cert_file": str(issued.cert_path),
         "key_file": str(issued.key_path),
     }
-    return agent_for(settings, agent_id, flush_interval=0.05, tls=tls)
+    spool_name = f"{agent_id}-{cert_of}-{pki_dir.name}"
+    return agent_for(settings, agent_id, spool_name, flush_interval=0.05, tls=tls)
 
 
 def test_identity_is_the_certificate(tmp_path: Path) -> None:

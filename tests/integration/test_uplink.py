@@ -6,7 +6,6 @@ import asyncio
 import time
 from pathlib import Path
 
-from agent.uplink import ObservationBuffer
 from collector.server import CollectorServer
 from tests.integration.uplink_helpers import (
     agent_for,
@@ -51,18 +50,6 @@ def test_uplink_resends_unacked_after_collector_restart(tmp_path: Path) -> None:
 
     asyncio.run(scenario())
     assert stored_starts(db) == sorted(o.start_unix_ns for o in produced)
-
-
-def test_buffer_drops_oldest_and_counts() -> None:
-    async def scenario() -> None:
-        buffer = ObservationBuffer(100, batch_size=10)
-        for i in range(130):
-            buffer.put(observation(i))
-        assert buffer.dropped == 30
-        kept = buffer.take(1000)
-        assert [o.rtt_samples_ns[0] - 40_000 for o in kept] == list(range(30, 130))
-
-    asyncio.run(scenario())
 
 
 def test_observations_are_batched_by_size_and_by_flush_interval(tmp_path: Path) -> None:

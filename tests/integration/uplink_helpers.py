@@ -11,7 +11,9 @@ from typing import Any
 
 from agent.config import AgentConfig, config_from_mapping
 from agent.observation import Observation
-from agent.uplink import ObservationBuffer, Uplink
+from agent.outbox import Outbox
+from agent.spool import Spool, SpoolBounds
+from agent.uplink import Uplink, UplinkStats
 from collector.server import CollectorSettings
 from slawatch.v1 import observation_pb2 as pb
 from slawatch.v1 import uplink_pb2 as up
@@ -45,15 +47,46 @@ def collector_on_loopback(tmp_path: Path, **settings: Any) -> CollectorSettings:
                              metrics_port=free_port(), **settings)  # fmt: skip
 
 
-def agent_for(settings: CollectorSettings, agent_id: str, **collector: Any) -> AgentConfig:
-    """An agent config pointed at ``settings``' collector (plaintext unless tls is given)."""
+def agent_for(
+    settings: CollectorSettings, agent_id: str, spool_name: str | None = None, **collector: Any
+) -> AgentConfig:
+    """An agent config pointed at ``settings``' collector (plaintext unless tls is given);
+    its spool beside the collector's store."""
     if "tls" not in collector:
         collector["insecure"] = True
+    spool = {"dir": str(settings.db_path.parent / f"spool-{spool_name or agent_id}")}
     return config_from_mapping(
-        {"agent_id": agent_id, "collector": {"address": settings.listen, **collector}}
-    )
+        {"agent_id": agent_id, "collector": {"address": settings.listen, **collector},
+         "spool": spool}
+    )  # fmt: skip
 
 
-def uplink(config: AgentConfig, batch_size: int) -> tuple[Uplink, ObservationBuffer]:
-    buffer = ObservationBuffer(10_000, batch_size=batch_size)
-    return Uplink(config, buffer, lambda: up.Heartbeat(sent_unix_ns=time.time_ns())), buffer
+class LinkedAgent:
+    """The agent's sending half as the runner wires it: outbox -> spool -> uplink."""
+
+    def __init__(self, config: AgentConfig, batch_size: int) -> None:
+        self.spool = Spool(Path(config.spool.dir), SpoolBounds())
+        self.uplink = Uplink(config, self.spool, lambda: up.Heartbeat(sent_unix_ns=time.time_ns()))
+        flush = config.collector.flush_interval
+        self.outbox = Outbox(self.spool, batch_size, flush, self.uplink.notify)
+
+    @property
+    def stats(self) -> UplinkStats:
+        return self.uplink.stats
+
+    async def run(self) -> None:
+        sealing = asyncio.create_task(self.outbox.run())
+        try:
+            await self.uplink.run()
+        finally:
+            sealing.cancel()
+            self.spool.close()
+
+    async def stop(self, timeout: float) -> bool:
+        self.outbox.seal()
+        return await self.uplink.stop(timeout)
+
+
+def uplink(config: AgentConfig, batch_size: int) -> tuple[LinkedAgent, Outbox]:
+    linked = LinkedAgent(config, batch_size)
+    return linked, linked.outbox

@@ -1,0 +1,497 @@
+"""The agent's durable spool: every batch is on disk before it is sent, until acked.
+
+Layout of ``spool.dir``::
+
+    epoch              this spool's sequence epoch (decimal), made once
+    acked              the highest sequence acked so far (decimal; may lag)
+    lock               flock'ed while an agent uses the spool
+    NNNNNNNNNNNNNNNNNNNN.seg   segments, named by their first sequence
+    rejected/          batches the collector refused, with the reason
+
+A segment is a run of records ``[u32 length][u32 crc32][body]``, body =
+``meta`` + a serialised ``ObservationBatch``. Each append is fsync'ed before
+the batch may be sent. A segment is deleted when all its batches are acked.
+
+Bounds (``max_bytes``, ``max_age``) drop whole segments, oldest first. The
+drop report (a ``SpoolDrop``) is written *inside the next batch*, before the
+segments are unlinked: if the agent dies in between, opening the spool
+finishes the unlink, so a drop is never both reported and resent, nor lost
+unreported. The report reaches the collector with that batch, and is stored
+exactly once with it.
+
+Sequences are never reused within an epoch; a spool that is new (or was
+wiped) starts a new epoch, so (agent, epoch, sequence) stays a unique key.
+
+Reading a segment from disk is a sequential scan; the agent keeps only one
+small entry per segment in memory, never the spooled batches themselves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import struct
+import time
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from agent.errors import SpoolError
+from slawatch.v1 import observation_pb2 as pb
+from slawatch.v1 import uplink_pb2 as up
+
+log = logging.getLogger(__name__)
+
+_FRAME = struct.Struct("<II")  # body length, crc32 of body
+# sequence, observations, first start, last start, window start, window end, drops
+_META = struct.Struct("<QIqqqqB")
+# A record larger than this cannot be ours (batches stay under 3 MiB).
+MAX_RECORD = 8 << 20
+SEGMENT_SUFFIX = ".seg"
+MIN_SEGMENT_BYTES = 4 << 10
+MAX_SEGMENT_BYTES = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolBounds:
+    max_bytes: int = 256 << 20
+    max_age: float = 7 * 86_400.0
+
+    @property
+    def segment_bytes(self) -> int:
+        """Segments small enough that a forced drop discards ~1/16 of the spool."""
+        return max(MIN_SEGMENT_BYTES, min(MAX_SEGMENT_BYTES, self.max_bytes // 16))
+
+
+@dataclass(frozen=True, slots=True)
+class RecordMeta:
+    sequence: int
+    observations: int
+    first_start_ns: int
+    last_start_ns: int
+    window_start_ns: int
+    window_end_ns: int
+    has_drops: bool
+
+
+@dataclass(slots=True)
+class _Segment:
+    path: Path
+    first_sequence: int
+    last_sequence: int = 0
+    size: int = 0
+    newest_window_end_ns: int = 0
+
+
+@dataclass(slots=True)
+class SpoolStats:
+    batches_appended: int = 0
+    batches_dropped: int = 0
+    observations_dropped: int = 0
+    batches_set_aside: int = 0
+    recovered_batches: int = 0
+    drops_by_reason: dict[str, int] = field(default_factory=dict)
+
+
+def _meta_of(batch: up.ObservationBatch) -> RecordMeta:
+    starts = [o.start_unix_ns for o in batch.observations]
+    return RecordMeta(
+        sequence=batch.sequence,
+        observations=len(starts),
+        first_start_ns=min(starts, default=0),
+        last_start_ns=max(starts, default=0),
+        window_start_ns=batch.window_start_unix_ns,
+        window_end_ns=batch.window_end_unix_ns,
+        has_drops=bool(batch.spool_drops),
+    )
+
+
+def _encode(meta: RecordMeta, payload: bytes) -> bytes:
+    body = (
+        _META.pack(
+            meta.sequence, meta.observations, meta.first_start_ns, meta.last_start_ns,
+            meta.window_start_ns, meta.window_end_ns, int(meta.has_drops),
+        )
+        + payload
+    )  # fmt: skip
+    return _FRAME.pack(len(body), zlib.crc32(body)) + body
+
+
+def read_records(path: Path, offset: int = 0) -> Iterator[tuple[int, RecordMeta, bytes]]:
+    """(offset, meta, payload) of each intact record from ``offset`` on; stops at the
+    first bad one (a torn tail)."""
+    with path.open("rb") as file:
+        file.seek(offset)
+        while True:
+            frame = file.read(_FRAME.size)
+            if len(frame) < _FRAME.size:
+                return
+            length, crc = _FRAME.unpack(frame)
+            if not _META.size <= length <= MAX_RECORD:
+                return
+            body = file.read(length)
+            if len(body) < length or zlib.crc32(body) != crc:
+                return
+            sequence, count, first, last, window_start, window_end, drops = _META.unpack_from(body)
+            meta = RecordMeta(
+                sequence, count, first, last, window_start, window_end, has_drops=bool(drops)
+            )
+            yield offset, meta, body[_META.size :]
+            offset += _FRAME.size + length
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    temporary = path.with_suffix(".tmp")
+    with temporary.open("w", encoding="ascii") as file:
+        file.write(text)
+        file.flush()
+        os.fsync(file.fileno())
+    temporary.replace(path)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Spool:
+    """Append, read in order, ack, and bound the batches on their way to the collector."""
+
+    def __init__(self, directory: Path, bounds: SpoolBounds) -> None:
+        self.directory = directory
+        self.bounds = bounds
+        self.stats = SpoolStats()
+        self._lock_fd = self._lock(directory)
+        self.epoch = self._read_or_make_epoch()
+        self._acked = self._read_int("acked")
+        self._acked_on_disk = self._acked
+        self._acked_ahead: set[int] = set()
+        self._segments: list[_Segment] = []
+        self._pending_drops: list[up.SpoolDrop] = []
+        self._active: int | None = None  # fd of the last segment, open for append
+        self._recover()
+        last = self._segments[-1].last_sequence if self._segments else 0
+        self._next_sequence = max(last, self._acked) + 1
+        # The read cursor: the next sequence to hand out for sending, and where
+        # in which segment the last read stopped (so reads do not rescan).
+        self._cursor = self._acked + 1
+        self._hint: tuple[Path | None, int, int] = (None, 0, 0)
+
+    # -- opening ----------------------------------------------------------
+
+    @staticmethod
+    def _lock(directory: Path) -> int:
+        try:
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            (directory / "rejected").mkdir(exist_ok=True, mode=0o700)
+            fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise SpoolError(f"spool {directory}: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise SpoolError(f"spool {directory} is in use by another agent") from None
+        return fd
+
+    def _read_int(self, name: str) -> int:
+        path = self.directory / name
+        try:
+            return int(path.read_text(encoding="ascii").strip() or 0)
+        except FileNotFoundError:
+            return 0
+        except (OSError, ValueError) as exc:
+            raise SpoolError(f"spool file {path} is unreadable: {exc}") from None
+
+    def _read_or_make_epoch(self) -> int:
+        epoch = self._read_int("epoch")
+        if epoch <= 0:
+            # A new spool: nothing of an earlier epoch can be resent, so a fresh
+            # epoch keeps (agent, epoch, sequence) unique at the collector.
+            epoch = time.time_ns()
+            _write_atomically(self.directory / "epoch", f"{epoch}\n")
+            for stale in self.directory.glob(f"*{SEGMENT_SUFFIX}"):
+                stale.unlink()
+            (self.directory / "acked").unlink(missing_ok=True)
+        return epoch
+
+    def _recover(self) -> None:
+        """Rebuild the segment list; cut torn tails; finish interrupted drops and deletes."""
+        dropped_ranges: list[tuple[int, int]] = []
+        for path in sorted(self.directory.glob(f"*{SEGMENT_SUFFIX}")):
+            segment = self._scan(path, dropped_ranges)
+            if segment is not None:
+                self._segments.append(segment)
+        for first, last in dropped_ranges:
+            self._segments = [
+                s for s in self._segments
+                if not (first <= s.first_sequence and s.last_sequence <= last and _unlink(s))
+            ]  # fmt: skip
+        self._delete_acked_segments()
+        self.stats.recovered_batches = self.unacked_batches
+
+    def _scan(self, path: Path, dropped_ranges: list[tuple[int, int]]) -> _Segment | None:
+        try:
+            first = int(path.name.removesuffix(SEGMENT_SUFFIX))
+        except ValueError:
+            log.warning("spool: ignoring unexpected file %s", path)
+            return None
+        segment = _Segment(path, first, last_sequence=first - 1)
+        for offset, meta, payload in read_records(path):
+            segment.last_sequence = meta.sequence
+            segment.size = offset + _FRAME.size + _META.size + len(payload)
+            segment.newest_window_end_ns = max(segment.newest_window_end_ns, meta.window_end_ns)
+            if meta.has_drops:
+                batch = up.ObservationBatch.FromString(payload)
+                dropped_ranges += [(d.first_sequence, d.last_sequence) for d in batch.spool_drops]
+        actual = path.stat().st_size
+        if actual > segment.size:
+            # A torn append (the agent died mid-write): its batch was never sent.
+            log.warning("spool: %s: cutting %d bytes of a torn record", path.name,
+                        actual - segment.size)  # fmt: skip
+            os.truncate(path, segment.size)
+        if segment.size == 0:
+            path.unlink()
+            return None
+        return segment
+
+    # -- writing ----------------------------------------------------------
+
+    def append(
+        self,
+        observations: Sequence[pb.Observation],
+        window_start_ns: int,
+        window_end_ns: int,
+    ) -> int:
+        """Seal these observations into the next batch, durably; return its sequence."""
+        batch = up.ObservationBatch(
+            sequence=self._next_sequence,
+            observations=observations,
+            window_start_unix_ns=window_start_ns,
+            window_end_unix_ns=window_end_ns,
+        )
+        record_size = batch.ByteSize() + _FRAME.size + _META.size
+        doomed = self._choose_drops(record_size, window_end_ns)
+        batch.spool_drops.extend(self._pending_drops)
+        meta = _meta_of(batch)
+        record = _encode(meta, batch.SerializeToString())
+        self._write(record, meta)
+        self._pending_drops.clear()
+        # Only now that the report is on disk may the dropped segments go.
+        for segment in doomed:
+            _unlink(segment)
+        self._next_sequence += 1
+        self.stats.batches_appended += 1
+        return batch.sequence
+
+    def _write(self, record: bytes, meta: RecordMeta) -> None:
+        segment = self._segments[-1] if self._segments else None
+        if segment is None or segment.size >= self.bounds.segment_bytes:
+            segment = self._new_segment(meta.sequence)
+        elif self._active is None:  # reopened after a restart
+            self._active = self._open_segment(segment.path)
+        assert self._active is not None
+        try:
+            os.write(self._active, record)
+            os.fsync(self._active)
+        except OSError as exc:
+            # Cut back what may have been half-written: the segment stays readable.
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._active, segment.size)
+            raise SpoolError(f"spool {segment.path}: cannot write: {exc.strerror}") from None
+        segment.size += len(record)
+        segment.last_sequence = meta.sequence
+        segment.newest_window_end_ns = max(segment.newest_window_end_ns, meta.window_end_ns)
+
+    def _new_segment(self, first_sequence: int) -> _Segment:
+        self._close_active()
+        path = self.directory / f"{first_sequence:020d}{SEGMENT_SUFFIX}"
+        self._active = self._open_segment(path)
+        segment = _Segment(path, first_sequence, last_sequence=first_sequence - 1)
+        self._segments.append(segment)
+        return segment
+
+    def _open_segment(self, path: Path) -> int:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            _fsync_dir(self.directory)  # the new name itself must survive a crash
+        except OSError as exc:
+            raise SpoolError(f"spool {path}: cannot open for writing: {exc.strerror}") from None
+        return fd
+
+    def _close_active(self) -> None:
+        if self._active is not None:
+            os.close(self._active)
+            self._active = None
+
+    # -- bounds -----------------------------------------------------------
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(s.size for s in self._segments)
+
+    def _choose_drops(self, incoming: int, now_ns: int) -> list[_Segment]:
+        """Take the segments a bound forces out of the list, noting a drop report for each."""
+        doomed: list[_Segment] = []
+        oldest_allowed = now_ns - int(self.bounds.max_age * 1e9)
+        while self._segments:
+            oldest = self._segments[0]
+            if 0 < oldest.newest_window_end_ns < oldest_allowed:
+                reason = up.SpoolDrop.REASON_AGE
+            elif self.size_bytes + incoming > self.bounds.max_bytes:
+                reason = up.SpoolDrop.REASON_SIZE
+            else:
+                break
+            doomed.append(self._pop_oldest())
+            self._pending_drops += self._drop_report(oldest, reason)
+        return doomed
+
+    def _pop_oldest(self) -> _Segment:
+        if len(self._segments) == 1:
+            self._close_active()  # it was the segment being appended to
+        return self._segments.pop(0)
+
+    def _drop_report(self, segment: _Segment, reason: up.SpoolDrop.Reason) -> list[up.SpoolDrop]:
+        """What dropping this segment loses, as runs of consecutive unacked batches;
+        drop reports those batches carried are carried forward."""
+        runs: list[up.SpoolDrop] = []
+        for _offset, meta, payload in read_records(segment.path):
+            if self._is_acked(meta.sequence):
+                continue
+            if meta.has_drops:
+                carried = up.ObservationBatch.FromString(payload).spool_drops
+                self._pending_drops.extend(carried)
+            if not runs or runs[-1].last_sequence + 1 != meta.sequence:
+                runs.append(up.SpoolDrop(reason=reason, dropped_unix_ns=time.time_ns()))
+            _extend_drop(runs[-1], meta)
+        for drop in runs:
+            self.stats.batches_dropped += drop.batches
+            self.stats.observations_dropped += drop.observations
+            name = up.SpoolDrop.Reason.Name(reason)
+            self.stats.drops_by_reason[name] = self.stats.drops_by_reason.get(name, 0) + 1
+            log.warning(
+                "spool over its %s bound: dropped batches %d-%d (%d observations) unsent",
+                "age" if reason == up.SpoolDrop.REASON_AGE else "size",
+                drop.first_sequence, drop.last_sequence, drop.observations,
+            )  # fmt: skip
+        return runs
+
+    # -- reading and acking -------------------------------------------------
+
+    def rewind(self) -> None:
+        """Start reading again at the first unacked batch (after a reconnect)."""
+        self._cursor = self._acked + 1
+
+    def read_next(self, limit: int) -> list[up.ObservationBatch]:
+        """Up to ``limit`` batches from the cursor on, in sequence order."""
+        batches: list[up.ObservationBatch] = []
+        for segment in self._segments:
+            if segment.last_sequence < self._cursor:
+                continue
+            start = 0
+            if self._hint[0] == segment.path and self._hint[1] == self._cursor:
+                start = self._hint[2]  # continue where the last read stopped
+            for offset, meta, payload in read_records(segment.path, start):
+                if meta.sequence < self._cursor or self._is_acked(meta.sequence):
+                    continue
+                batches.append(up.ObservationBatch.FromString(payload))
+                self._cursor = meta.sequence + 1
+                next_offset = offset + _FRAME.size + _META.size + len(payload)
+                self._hint = (segment.path, self._cursor, next_offset)
+                if len(batches) >= limit:
+                    return batches
+        # Sequences in dropped segments are gone: skip past them.
+        self._cursor = max(self._cursor, self._next_sequence)
+        return batches
+
+    @property
+    def next_sequence(self) -> int:
+        return self._next_sequence
+
+    @property
+    def has_unread(self) -> bool:
+        return self._cursor < self._next_sequence
+
+    @property
+    def unacked_batches(self) -> int:
+        return sum(
+            max(0, s.last_sequence - max(s.first_sequence, self._acked + 1) + 1)
+            for s in self._segments
+        ) - len(self._acked_ahead)
+
+    def ack(self, sequence: int) -> None:
+        """The collector has this batch (stored or refused): it may go."""
+        if sequence <= self._acked:
+            return
+        self._acked_ahead.add(sequence)
+        while self._acked + 1 in self._acked_ahead or self._is_gap(self._acked + 1):
+            self._acked += 1
+            self._acked_ahead.discard(self._acked)
+        self._delete_acked_segments()
+
+    def _is_acked(self, sequence: int) -> bool:
+        return sequence <= self._acked or sequence in self._acked_ahead
+
+    def _is_gap(self, sequence: int) -> bool:
+        """A sequence in no segment (dropped, or never written) needs no ack."""
+        if sequence >= self._next_sequence:
+            return False
+        return not any(s.first_sequence <= sequence <= s.last_sequence for s in self._segments)
+
+    def set_aside(self, batch: up.ObservationBatch, reason: str) -> Path:
+        """Keep a refused batch for inspection, then treat it as acked."""
+        path = self.directory / "rejected" / f"{self.epoch}-{batch.sequence:020d}.batch"
+        try:
+            path.write_bytes(batch.SerializeToString())
+            path.with_suffix(".reason").write_text(reason + "\n", encoding="utf-8")
+        except OSError as exc:
+            log.error("spool: cannot keep rejected batch %d: %s", batch.sequence, exc.strerror)
+        self.stats.batches_set_aside += 1
+        self.ack(batch.sequence)
+        return path
+
+    def _delete_acked_segments(self) -> None:
+        while self._segments and self._segments[0].last_sequence <= self._acked:
+            if len(self._segments) == 1 and self._segments[0].size < self.bounds.segment_bytes:
+                break  # still being appended to
+            _unlink(self._pop_oldest())
+            self._save_acked()
+
+    def _save_acked(self) -> None:
+        if self._acked != self._acked_on_disk:
+            _write_atomically(self.directory / "acked", f"{self._acked}\n")
+            self._acked_on_disk = self._acked
+
+    def close(self) -> None:
+        """Persist the ack watermark and release the spool."""
+        with contextlib.suppress(OSError):
+            self._save_acked()
+        self._close_active()
+        os.close(self._lock_fd)
+
+
+def _extend_drop(drop: up.SpoolDrop, meta: RecordMeta) -> None:
+    if drop.batches == 0:
+        drop.first_sequence = meta.sequence
+        drop.window_start_unix_ns = meta.window_start_ns
+    drop.last_sequence = meta.sequence
+    drop.window_end_unix_ns = meta.window_end_ns
+    drop.batches += 1
+    if meta.observations:
+        if drop.observations == 0:
+            drop.first_start_unix_ns = meta.first_start_ns
+        drop.first_start_unix_ns = min(drop.first_start_unix_ns, meta.first_start_ns)
+        drop.last_start_unix_ns = max(drop.last_start_unix_ns, meta.last_start_ns)
+        drop.observations += meta.observations
+
+
+def _unlink(segment: _Segment) -> bool:
+    with contextlib.suppress(FileNotFoundError):
+        segment.path.unlink()
+    return True
