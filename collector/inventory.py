@@ -431,7 +431,7 @@ class _Expander:
         self.budget = MAX_CHECK_VALUES
 
     def check(self, agent_id: str, path: str, data: object) -> _Check:
-        """The pushed check, or None when it has a problem of its own."""
+        """The check read; its ``pushed`` is None when it has a problem of its own."""
         before = len(self.problems)
         if not isinstance(data, Mapping):
             self.problems.append(f"{path}: must be a mapping of settings")
