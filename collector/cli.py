@@ -283,3 +283,32 @@ def summary(db_path: Path, since_minutes: float) -> None:
         click.echo(format_table(check_summaries(db_path, since_ns)))
     except CollectorError as exc:
         _fail(str(exc))
+
+
+@main.group()
+def inventory() -> None:
+    """The inventory file: sites, nodes, service items and each agent's checks."""
+
+
+@inventory.command("check")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def inventory_check(file: Path) -> None:
+    """Validate FILE and summarise it; exit 2 listing every problem."""
+    from collector.inventory import load_inventory
+
+    try:
+        loaded = load_inventory(file)
+    except CollectorError as exc:
+        _fail(str(exc))
+        return
+    nodes = loaded.nodes.values()
+    click.echo(
+        f"{file}: {len(loaded.sites)} sites, {len(loaded.segments)} segments, "
+        f"{len(nodes)} nodes, {len(loaded.services)} services, {len(loaded.agents)} agents"
+    )
+    width = max((len(agent_id) for agent_id in loaded.agents), default=0)
+    for agent in loaded.agents.values():
+        click.echo(
+            f"  {agent.agent_id:<{width}}  {len(agent.checks):>6} checks  "
+            f"version {agent.version}  (node {agent.node})"
+        )

@@ -2,11 +2,15 @@
 
 CollectorError
 ├── ConfigError       bad command-line option or configuration value
+│   └── InventoryError  the inventory file is invalid; carries every problem
+│                       with its field path
 ├── InvalidMessage    an agent sent something that breaks the wire contract;
 │                     carries a rule code (bounded, used as a metric label)
 │                     and a reason naming the field
 └── StoreError        the store cannot be opened or written
 """
+
+from collections.abc import Sequence
 
 
 class CollectorError(Exception):
@@ -15,6 +19,20 @@ class CollectorError(Exception):
 
 class ConfigError(CollectorError):
     """A configuration value is invalid; the message names it."""
+
+
+class InventoryError(ConfigError):
+    """The inventory file cannot be used.
+
+    ``problems`` lists every problem found, each naming its field
+    (``sites[0].segments[1].nodes[2].address: ...``) or, for a file that
+    cannot be read or parsed, the reason; ``source`` is the file.
+    """
+
+    def __init__(self, source: str, problems: Sequence[str]) -> None:
+        self.source = source
+        self.problems = tuple(problems)
+        super().__init__(f"{source}: invalid inventory\n  " + "\n  ".join(self.problems))
 
 
 class InvalidMessage(CollectorError):
