@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -48,10 +49,16 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float, every: fl
         time.sleep(every)
 
 
-def start_collector(host: Host, address: str, db: Path, logs: Path) -> str:
-    """Start slawatch-collector in ``host``; return its metrics URL once it answers."""
+def start_collector(
+    host: Host, address: str, db: Path, logs: Path, tls_dir: Path | None = None
+) -> str:
+    """Start slawatch-collector in ``host``; return its metrics URL once it answers.
+
+    Plaintext (``--insecure``) unless ``tls_dir`` (a `pki init` folder) asks for mTLS.
+    """
+    security = ["--tls-dir", str(tls_dir)] if tls_dir is not None else ["--insecure"]
     host.spawn(
-        [COLLECTOR_CMD, "run", "--insecure", "--listen", f"{address}:4317",
+        [COLLECTOR_CMD, "run", *security, "--listen", f"{address}:4317",
          "--metrics-listen", f"{address}:9108", "--db", str(db)],
         log_path=logs / "collector.log",
     )  # fmt: skip
@@ -67,12 +74,18 @@ def start_collector(host: Host, address: str, db: Path, logs: Path) -> str:
     return url
 
 
-def start_agent(host: Host, config: dict[str, Any], logs: Path) -> None:
-    """Start slawatch-agent in ``host``; its spool in ``logs`` unless the config says where."""
-    path = logs / f"agent-{config['agent_id']}.yaml"
-    config.setdefault("spool", {"dir": str(logs / f"spool-{config['agent_id']}")})
+def start_agent(
+    host: Host, config: dict[str, Any], logs: Path, name: str | None = None
+) -> subprocess.Popen[bytes]:
+    """Start slawatch-agent in ``host``; its log is ``agent.log``, or ``agent-NAME.log``
+    (and its config ``agent-NAME.yaml``) when several agents share an agent id. Its
+    spool is in ``logs`` unless the config says where."""
+    stem = f"agent-{name or config['agent_id']}"
+    path = logs / f"{stem}.yaml"
+    config.setdefault("spool", {"dir": str(logs / f"spool-{name or config['agent_id']}")})
     path.write_text(yaml.safe_dump(config))
-    host.spawn([AGENT_CMD, "run", "--config", str(path)], log_path=logs / "agent.log")
+    log_path = logs / (f"{stem}.log" if name else "agent.log")
+    return host.spawn([AGENT_CMD, "run", "--config", str(path)], log_path=log_path)
 
 
 def start_tcp_listener(host: Host, port: int, seconds: float = 300) -> None:
