@@ -7,7 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -57,10 +57,18 @@ def start_collector(
     Plaintext (``--insecure``) unless ``tls_dir`` (a `pki init` folder) asks for mTLS.
     """
     security = ["--tls-dir", str(tls_dir)] if tls_dir is not None else ["--insecure"]
-    host.spawn(
-        [COLLECTOR_CMD, "run", *security, "--listen", f"{address}:4317",
+    return run_collector(host, address, db, logs, security)[0]
+
+
+def run_collector(
+    host: Host, address: str, db: Path, logs: Path, options: Sequence[str]
+) -> tuple[str, subprocess.Popen[bytes]]:
+    """Start slawatch-collector with ``options``; (metrics URL, process) once it answers.
+    Its log is appended to, so a restarted collector keeps one log."""
+    process = host.spawn(
+        [COLLECTOR_CMD, "run", *options, "--listen", f"{address}:4317",
          "--metrics-listen", f"{address}:9108", "--db", str(db)],
-        log_path=logs / "collector.log",
+        log_path=logs / "collector.log", append=True,
     )  # fmt: skip
     url = f"http://{address}:9108/metrics"
 
@@ -71,7 +79,7 @@ def start_collector(
             return False
 
     wait_for("the collector's /metrics", answers, timeout=30)
-    return url
+    return url, process
 
 
 def start_agent(

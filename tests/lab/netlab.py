@@ -115,9 +115,11 @@ class Host:
             raise LabError(f"{self.name}: {' '.join(argv)}: {done.stderr.strip()}")
         return done.stdout
 
-    def spawn(self, argv: Sequence[str], log_path: Path | None = None) -> subprocess.Popen[bytes]:
+    def spawn(
+        self, argv: Sequence[str], log_path: Path | None = None, append: bool = False
+    ) -> subprocess.Popen[bytes]:
         """Start a long-running process in this host; the lab stops it at close."""
-        out = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
+        out = open(log_path, "ab" if append else "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
         process = subprocess.Popen(
             self.exec_argv(argv), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
