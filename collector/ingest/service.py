@@ -1,11 +1,12 @@
 """The Uplink gRPC service: authenticate-later, validate, store, then ack.
 
-Per stream: the first message must be a hello; then batches and heartbeats
-in any order. A batch is acked only after the store has committed it. A
-batch that breaks the contract is answered REJECTED with the reason and
-nothing of it is stored; a stream that breaks the protocol itself (no hello,
-a second hello, an empty message) is aborted with INVALID_ARGUMENT or
-FAILED_PRECONDITION.
+Per stream: the first message must be a hello; then batches, heartbeats and
+config statuses (the agent's answer to a config push) in any order. A batch
+is acked only after the store has committed it. A batch that breaks the
+contract is answered REJECTED with the reason and nothing of it is stored; a
+stream that breaks the protocol itself (no hello, a second hello, an empty
+message, an invalid heartbeat or config status) is aborted with
+INVALID_ARGUMENT or FAILED_PRECONDITION.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from collector.exporters.metrics import CollectorMetrics
 from collector.ingest.validate import (
     Limits,
     validate_batch,
+    validate_config_status,
     validate_envelope,
     validate_heartbeat,
     validate_hello,
@@ -186,6 +188,9 @@ class UplinkService(up_grpc.UplinkServicer):
         if body == "heartbeat":
             await self._handle_heartbeat(agent_id, message.heartbeat, context)
             return None
+        if body == "config_status":
+            await self._handle_config_status(agent_id, message.config_status, context)
+            return None
         error = InvalidMessage("protocol", f"unexpected {body} after the hello")
         await self._abort(context, grpc.StatusCode.FAILED_PRECONDITION, error)
         return None
@@ -216,6 +221,7 @@ class UplinkService(up_grpc.UplinkServicer):
             self._metrics.batches.labels("duplicate").inc()
             return up.BatchAck(sequence=batch.sequence, status=up.BatchAck.STATUS_DUPLICATE)
         self._metrics.stored(agent_id, list(batch.observations))
+        self._metrics.spool_drops(agent_id, list(batch.spool_drops))
         return up.BatchAck(sequence=batch.sequence, status=up.BatchAck.STATUS_ACCEPTED)
 
     async def _handle_heartbeat(
@@ -231,3 +237,22 @@ class UplinkService(up_grpc.UplinkServicer):
             log.error("agent %s heartbeat not stored: %s", agent_id, exc)
             return
         self._metrics.heartbeat(agent_id, heartbeat)
+
+    async def _handle_config_status(
+        self, agent_id: str, status: up.ConfigStatus, context: Context
+    ) -> None:
+        try:
+            validate_config_status(status)
+        except InvalidMessage as exc:
+            await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, exc)
+        if not status.accepted:
+            log.warning("agent %s rejected config %r: %s", agent_id, status.version,
+                        status.reason[:512])  # fmt: skip
+        try:
+            await self._store.write_config_status(agent_id, status, time.time_ns())
+        except StoreError as exc:
+            # Not acked, like a heartbeat: the agent answers again after the push that
+            # follows its next hello.
+            log.error("agent %s config status not stored: %s", agent_id, exc)
+            return
+        self._metrics.config_status(agent_id, status)
