@@ -15,7 +15,8 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 import grpc
 
@@ -42,6 +43,8 @@ HELLO_TIMEOUT = 10.0
 MAX_STREAMS_PER_AGENT = 3
 
 Context = grpc.aio.ServicerContext[up.AgentMessage, up.CollectorMessage]
+# A message the agent sends besides batches, which gets no answer.
+R = TypeVar("R", up.Heartbeat, up.ConfigStatus)
 
 
 def certificate_identity(context: Context) -> str | None:
@@ -186,10 +189,14 @@ class UplinkService(up_grpc.UplinkServicer):
         if body == "batch":
             return await self._handle_batch(agent_id, epoch, message.batch, context)
         if body == "heartbeat":
-            await self._handle_heartbeat(agent_id, message.heartbeat, context)
+            await self._handle_report(agent_id, message.heartbeat, validate_heartbeat,
+                                      self._store.write_heartbeat, self._metrics.heartbeat,
+                                      context)  # fmt: skip
             return None
         if body == "config_status":
-            await self._handle_config_status(agent_id, message.config_status, context)
+            await self._handle_report(agent_id, message.config_status, validate_config_status,
+                                      self._store.write_config_status, self._config_status,
+                                      context)  # fmt: skip
             return None
         error = InvalidMessage("protocol", f"unexpected {body} after the hello")
         await self._abort(context, grpc.StatusCode.FAILED_PRECONDITION, error)
@@ -224,35 +231,30 @@ class UplinkService(up_grpc.UplinkServicer):
         self._metrics.spool_drops(agent_id, list(batch.spool_drops))
         return up.BatchAck(sequence=batch.sequence, status=up.BatchAck.STATUS_ACCEPTED)
 
-    async def _handle_heartbeat(
-        self, agent_id: str, heartbeat: up.Heartbeat, context: Context
+    async def _handle_report(
+        self,
+        agent_id: str,
+        report: R,
+        validate: Callable[[R], None],
+        write: Callable[[str, R, int], Awaitable[None]],
+        export: Callable[[str, R], None],
+        context: Context,
     ) -> None:
+        """Heartbeats and config statuses: never acked. An invalid one aborts the stream;
+        one the store fails on is logged and lost, as the agent sends another."""
         try:
-            validate_heartbeat(heartbeat)
+            validate(report)
         except InvalidMessage as exc:
             await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, exc)
         try:
-            await self._store.write_heartbeat(agent_id, heartbeat, time.time_ns())
+            await write(agent_id, report, time.time_ns())
         except StoreError as exc:
-            log.error("agent %s heartbeat not stored: %s", agent_id, exc)
+            log.error("agent %s %s not stored: %s", agent_id, type(report).__name__, exc)
             return
-        self._metrics.heartbeat(agent_id, heartbeat)
+        export(agent_id, report)
 
-    async def _handle_config_status(
-        self, agent_id: str, status: up.ConfigStatus, context: Context
-    ) -> None:
-        try:
-            validate_config_status(status)
-        except InvalidMessage as exc:
-            await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, exc)
+    def _config_status(self, agent_id: str, status: up.ConfigStatus) -> None:
         if not status.accepted:
             log.warning("agent %s rejected config %r: %s", agent_id, status.version,
                         status.reason[:512])  # fmt: skip
-        try:
-            await self._store.write_config_status(agent_id, status, time.time_ns())
-        except StoreError as exc:
-            # Not acked, like a heartbeat: the agent answers again after the push that
-            # follows its next hello.
-            log.error("agent %s config status not stored: %s", agent_id, exc)
-            return
         self._metrics.config_status(agent_id, status)
