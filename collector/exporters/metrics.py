@@ -26,6 +26,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from collector.store.coverage import REASON_NAMES
 from collector.store.sqlite import ERROR_CLASS_NAMES, KIND_NAMES, OUTCOME_NAMES
 from slawatch.v1 import observation_pb2 as pb
 from slawatch.v1 import uplink_pb2 as up
@@ -45,6 +46,7 @@ class _AgentState:
     sessions: int = 0
     heartbeat: up.Heartbeat | None = None
     heartbeat_received: float = 0.0
+    config_status: up.ConfigStatus | None = None
 
 
 class _AgentCollector(Collector):
@@ -87,9 +89,19 @@ class _AgentCollector(Collector):
         boot = GaugeMetricFamily(
             "slawatch_node_boot_time_seconds", "Node boot time.", labels=["agent"]
         )
+        # One series per agent (its last answer), so versions cannot pile up series.
+        config = GaugeMetricFamily(
+            "slawatch_agent_config_info",
+            "1, labelled with the last pushed config version the agent answered for.",
+            labels=["agent", "version", "accepted"],
+        )
         for agent_id, state in sorted(self._agents.items()):
             connected.add_metric([agent_id], 1.0 if state.open_streams else 0.0)
             sessions.add_metric([agent_id], state.sessions)
+            status = state.config_status
+            if status is not None:
+                accepted = "true" if status.accepted else "false"
+                config.add_metric([agent_id, status.version, accepted], 1.0)
             if state.heartbeat is None:
                 continue
             host = state.heartbeat.host
@@ -100,7 +112,7 @@ class _AgentCollector(Collector):
             load.add_metric([agent_id], host.load1)
             memory.add_metric([agent_id], host.memory_used_ratio)
             boot.add_metric([agent_id], host.boot_time_unix)
-        yield from (connected, sessions, last, rss, cpu, skipped, load, memory, boot)
+        yield from (connected, sessions, config, last, rss, cpu, skipped, load, memory, boot)
 
 
 class _HostMetrics:
@@ -299,6 +311,18 @@ class CollectorMetrics:
             ("rule",),
             registry=r,
         )
+        self.observations_dropped = Counter(
+            "slawatch_agent_observations_dropped_total",
+            "Observations the agent reports it dropped from its spool unsent.",
+            ("agent",),
+            registry=r,
+        )
+        self.batches_dropped = Counter(
+            "slawatch_agent_batches_dropped_total",
+            "Batches the agent reports it dropped from its spool unsent, by reason.",
+            ("agent", "reason"),
+            registry=r,
+        )
         self.series_limited = Counter(
             "slawatch_metrics_series_limited_total",
             "Stored observations not exported because the check series limit was reached.",
@@ -334,6 +358,15 @@ class CollectorMetrics:
         self.observations.inc(len(observations))
         for o in observations:
             self._observe(agent_id, o)
+
+    def spool_drops(self, agent_id: str, drops: list[up.SpoolDrop]) -> None:
+        """Counted when the carrying batch is stored, so a resent batch counts once."""
+        for drop in drops:
+            self.observations_dropped.labels(agent_id).inc(drop.observations)
+            self.batches_dropped.labels(agent_id, REASON_NAMES[drop.reason]).inc(drop.batches)
+
+    def config_status(self, agent_id: str, status: up.ConfigStatus) -> None:
+        self._agent(agent_id).config_status = status
 
     def _observe(self, agent_id: str, o: pb.Observation) -> None:
         key = (agent_id, o.check_id, KIND_NAMES[o.kind], o.target)

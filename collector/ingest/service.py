@@ -1,11 +1,12 @@
 """The Uplink gRPC service: authenticate-later, validate, store, then ack.
 
-Per stream: the first message must be a hello; then batches and heartbeats
-in any order. A batch is acked only after the store has committed it. A
-batch that breaks the contract is answered REJECTED with the reason and
-nothing of it is stored; a stream that breaks the protocol itself (no hello,
-a second hello, an empty message) is aborted with INVALID_ARGUMENT or
-FAILED_PRECONDITION.
+Per stream: the first message must be a hello; then batches, heartbeats and
+config statuses (the agent's answer to a config push) in any order. A batch
+is acked only after the store has committed it. A batch that breaks the
+contract is answered REJECTED with the reason and nothing of it is stored; a
+stream that breaks the protocol itself (no hello, a second hello, an empty
+message, an invalid heartbeat or config status) is aborted with
+INVALID_ARGUMENT or FAILED_PRECONDITION.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 import grpc
 
@@ -24,6 +26,7 @@ from collector.exporters.metrics import CollectorMetrics
 from collector.ingest.validate import (
     Limits,
     validate_batch,
+    validate_config_status,
     validate_envelope,
     validate_heartbeat,
     validate_hello,
@@ -40,6 +43,8 @@ HELLO_TIMEOUT = 10.0
 MAX_STREAMS_PER_AGENT = 3
 
 Context = grpc.aio.ServicerContext[up.AgentMessage, up.CollectorMessage]
+# A message the agent sends besides batches, which gets no answer.
+R = TypeVar("R", up.Heartbeat, up.ConfigStatus)
 
 
 def certificate_identity(context: Context) -> str | None:
@@ -184,7 +189,14 @@ class UplinkService(up_grpc.UplinkServicer):
         if body == "batch":
             return await self._handle_batch(agent_id, epoch, message.batch, context)
         if body == "heartbeat":
-            await self._handle_heartbeat(agent_id, message.heartbeat, context)
+            await self._handle_report(agent_id, message.heartbeat, validate_heartbeat,
+                                      self._store.write_heartbeat, self._metrics.heartbeat,
+                                      context)  # fmt: skip
+            return None
+        if body == "config_status":
+            await self._handle_report(agent_id, message.config_status, validate_config_status,
+                                      self._store.write_config_status, self._config_status,
+                                      context)  # fmt: skip
             return None
         error = InvalidMessage("protocol", f"unexpected {body} after the hello")
         await self._abort(context, grpc.StatusCode.FAILED_PRECONDITION, error)
@@ -216,18 +228,33 @@ class UplinkService(up_grpc.UplinkServicer):
             self._metrics.batches.labels("duplicate").inc()
             return up.BatchAck(sequence=batch.sequence, status=up.BatchAck.STATUS_DUPLICATE)
         self._metrics.stored(agent_id, list(batch.observations))
+        self._metrics.spool_drops(agent_id, list(batch.spool_drops))
         return up.BatchAck(sequence=batch.sequence, status=up.BatchAck.STATUS_ACCEPTED)
 
-    async def _handle_heartbeat(
-        self, agent_id: str, heartbeat: up.Heartbeat, context: Context
+    async def _handle_report(
+        self,
+        agent_id: str,
+        report: R,
+        validate: Callable[[R], None],
+        write: Callable[[str, R, int], Awaitable[None]],
+        export: Callable[[str, R], None],
+        context: Context,
     ) -> None:
+        """Heartbeats and config statuses: never acked. An invalid one aborts the stream;
+        one the store fails on is logged and lost, as the agent sends another."""
         try:
-            validate_heartbeat(heartbeat)
+            validate(report)
         except InvalidMessage as exc:
             await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, exc)
         try:
-            await self._store.write_heartbeat(agent_id, heartbeat, time.time_ns())
+            await write(agent_id, report, time.time_ns())
         except StoreError as exc:
-            log.error("agent %s heartbeat not stored: %s", agent_id, exc)
+            log.error("agent %s %s not stored: %s", agent_id, type(report).__name__, exc)
             return
-        self._metrics.heartbeat(agent_id, heartbeat)
+        export(agent_id, report)
+
+    def _config_status(self, agent_id: str, status: up.ConfigStatus) -> None:
+        if not status.accepted:
+            log.warning("agent %s rejected config %r: %s", agent_id, status.version,
+                        status.reason[:512])  # fmt: skip
+        self._metrics.config_status(agent_id, status)

@@ -31,6 +31,11 @@ MAX_TARGET = 255
 MAX_DETAIL = 1024
 MAX_PACKETS = 100_000
 MAX_DURATION_NS = 86_400 * 10**9
+# A batch window longer than this is not a batch but a broken clock.
+MAX_WINDOW_NS = 86_400 * 10**9
+MAX_SPOOL_DROPS = 64
+MAX_CONFIG_VERSION = 64
+MAX_CONFIG_REASON = 4096
 # uint64 fields that are stored must fit SQLite's signed 64-bit integers.
 MAX_SQL_INTEGER = 2**63 - 1
 
@@ -48,6 +53,7 @@ RULES = (
     "bad_duration",
     "bad_packets",
     "bad_rtt",
+    "bad_drop",
     "too_long",
     "protocol",
     "too_many_streams",
@@ -81,7 +87,9 @@ def _check_length(value: str, limit: int, path: str) -> None:
 def validate_envelope(message: up.AgentMessage) -> None:
     _reject_unknown(message, "message")
     if message.WhichOneof("body") is None:
-        raise InvalidMessage("protocol", "message: empty (no hello, batch or heartbeat)")
+        raise InvalidMessage(
+            "protocol", "message: empty (no hello, batch, heartbeat or config status)"
+        )
 
 
 def validate_hello(hello: up.Hello) -> None:
@@ -101,6 +109,13 @@ def validate_hello(hello: up.Hello) -> None:
         _check_length(value, MAX_LABEL_VALUE, f"hello.labels[{key}]")
     for name in ("software_version", "boot_id", "hostname"):
         _check_length(getattr(hello, name), MAX_LABEL_VALUE, f"hello.{name}")
+    _check_length(hello.config_version, MAX_CONFIG_VERSION, "hello.config_version")
+
+
+def validate_config_status(status: up.ConfigStatus) -> None:
+    _reject_unknown(status, "config_status")
+    _check_length(status.version, MAX_CONFIG_VERSION, "config_status.version")
+    _check_length(status.reason, MAX_CONFIG_REASON, "config_status.reason")
 
 
 def validate_heartbeat(heartbeat: up.Heartbeat) -> None:
@@ -125,15 +140,84 @@ def validate_batch(batch: up.ObservationBatch, now_ns: int, limits: Limits) -> N
     if not 0 < batch.sequence <= MAX_SQL_INTEGER:
         raise InvalidMessage("bad_sequence", "batch.sequence: must be in 1..2^63-1")
     count = len(batch.observations)
-    if count == 0:
+    # A batch may carry only drop reports: the agent reports a drop in the next batch
+    # it seals, even when nothing else finished meanwhile.
+    if count == 0 and not batch.spool_drops:
         raise InvalidMessage("empty_batch", "batch.observations: empty")
     if count > limits.max_batch_observations:
         raise InvalidMessage(
             "oversized_batch",
             f"batch.observations: {count}, limit {limits.max_batch_observations}",
         )
+    _validate_window(batch.window_start_unix_ns, batch.window_end_unix_ns, now_ns, limits)
+    _validate_spool_drops(batch, limits)
     for index, observation in enumerate(batch.observations):
         validate_observation(observation, f"observations[{index}]", now_ns, limits)
+
+
+def _validate_window(start: int, end: int, now_ns: int, limits: Limits) -> None:
+    """Both 0 (an agent older than windows: nothing is derived from it), or a real span."""
+    if start == 0 and end == 0:
+        return
+    if not 0 < start <= end:
+        raise InvalidMessage(
+            "bad_time",
+            f"batch.window_start_unix_ns: need 0 < start <= window_end_unix_ns, got {start}, {end}",
+        )
+    if end > now_ns + limits.max_future_ns:
+        ahead = (end - now_ns) / 1e9
+        raise InvalidMessage("bad_time", f"batch.window_end_unix_ns: {ahead:.0f}s in the future")
+    if end - start > MAX_WINDOW_NS:
+        raise InvalidMessage(
+            "bad_time",
+            f"batch.window_end_unix_ns: the window spans {(end - start) / 1e9:.0f}s, "
+            f"limit {MAX_WINDOW_NS // 10**9}s",
+        )
+
+
+def _validate_spool_drops(batch: up.ObservationBatch, limits: Limits) -> None:
+    if len(batch.spool_drops) > MAX_SPOOL_DROPS:
+        raise InvalidMessage(
+            "oversized_batch",
+            f"batch.spool_drops: {len(batch.spool_drops)}, limit {MAX_SPOOL_DROPS}",
+        )
+    for index, drop in enumerate(batch.spool_drops):
+        validate_spool_drop(drop, f"spool_drops[{index}]", batch.sequence, limits)
+
+
+def validate_spool_drop(drop: up.SpoolDrop, path: str, sequence: int, limits: Limits) -> None:
+    """A run of dropped batches, reported in a later batch of the same epoch."""
+    _reject_unknown(drop, path)
+    _check_enum(up.SpoolDrop.Reason, drop.reason, f"{path}.reason")
+    if not 0 < drop.first_sequence <= drop.last_sequence:
+        raise InvalidMessage(
+            "bad_sequence",
+            f"{path}.last_sequence: need 0 < first_sequence <= last_sequence, "
+            f"got {drop.first_sequence}, {drop.last_sequence}",
+        )
+    # Only batches sealed before the reporting one can have been dropped.
+    if drop.last_sequence >= sequence:
+        raise InvalidMessage(
+            "bad_sequence",
+            f"{path}.last_sequence: {drop.last_sequence} is not below the batch's {sequence}",
+        )
+    if drop.batches != drop.last_sequence - drop.first_sequence + 1:
+        raise InvalidMessage(
+            "bad_drop",
+            f"{path}.batches: {drop.batches}, but sequences "
+            f"{drop.first_sequence}..{drop.last_sequence} are "
+            f"{drop.last_sequence - drop.first_sequence + 1}",
+        )
+    limit = min(drop.batches * limits.max_batch_observations, MAX_SQL_INTEGER)
+    if drop.observations > limit:
+        raise InvalidMessage(
+            "bad_drop",
+            f"{path}.observations: {drop.observations} in {drop.batches} batch(es), limit {limit}",
+        )
+    if drop.observations > 0 and drop.first_start_unix_ns > drop.last_start_unix_ns:
+        raise InvalidMessage("bad_time", f"{path}.first_start_unix_ns: after last_start_unix_ns")
+    if drop.window_start_unix_ns > drop.window_end_unix_ns:
+        raise InvalidMessage("bad_time", f"{path}.window_start_unix_ns: after window_end_unix_ns")
 
 
 def _check_enum(enum: type, value: int, path: str) -> None:

@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 from google.protobuf import json_format
 
 from collector.errors import StoreError
+from collector.store.coverage import SCHEMA_STEP_3, insert_drops, merge_window
 from slawatch.v1 import observation_pb2 as pb
 from slawatch.v1 import uplink_pb2 as up
 
@@ -143,6 +144,7 @@ def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
 MIGRATIONS: dict[int, str] = {
     1: "schema.sql",
     2: "ALTER TABLE observations ADD COLUMN detail_json TEXT;",
+    3: SCHEMA_STEP_3,  # spool_drops, coverage, config_status
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -291,9 +293,23 @@ class Store:
             except sqlite3.IntegrityError:
                 return BatchResult.DUPLICATE
             conn.executemany(_INSERT_OBSERVATION, rows)
+            # Same savepoint as the batch row: drops and coverage are stored with the
+            # batch or not at all, and a duplicate adds nothing.
+            insert_drops(conn, agent_id, epoch, batch, now_ns)
+            merge_window(conn, agent_id, batch.window_start_unix_ns, batch.window_end_unix_ns)
             return BatchResult.STORED
 
         return await self._submit(action)
+
+    async def write_config_status(
+        self, agent_id: str, status: up.ConfigStatus, now_ns: int
+    ) -> None:
+        row = (agent_id, status.version, int(status.accepted), status.reason, now_ns)
+
+        def action(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT INTO config_status VALUES (?, ?, ?, ?, ?)", row)
+
+        await self._submit(action)
 
     async def write_heartbeat(self, agent_id: str, heartbeat: up.Heartbeat, now_ns: int) -> None:
         h = heartbeat.host

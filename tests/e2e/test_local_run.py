@@ -33,7 +33,8 @@ def test_collector_with_local_agent_runs_and_summarises(lab: Lab, tmp_path: Path
     )  # fmt: skip
     assert "metrics at http://127.0.0.1:9108/metrics" in out
     final = out.split("final:", 1)[1]
-    rows = {line.split()[1]: line.split() for line in final.splitlines()[3:] if line.strip()}
+    checks_table = final.strip().split("\n\n")[0]  # then the coverage per agent
+    rows = {line.split()[1]: line.split() for line in checks_table.splitlines()[2:]}
     assert set(rows) == {
         "icmp-loopback-v4",
         "icmp-loopback-v6",
@@ -56,6 +57,7 @@ def test_collector_with_local_agent_runs_and_summarises(lab: Lab, tmp_path: Path
     assert "icmp-loopback-v4" in table
     assert "tcp-closed-port" in table
     assert "refused (connect_refused)" in table
+    assert "covered s" in table  # the coverage section, one line per agent
 
 
 def test_ctrl_c_stops_collector_and_agent_cleanly(lab: Lab, tmp_path: Path) -> None:

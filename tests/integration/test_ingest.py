@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from collector.errors import ConfigError
 from collector.ingest.service import MAX_STREAMS_PER_AGENT
 from collector.server import CollectorServer, CollectorSettings
+from collector.store.coverage import coverage, last_config_status, spool_drops
 from slawatch.v1 import observation_pb2 as pb
 from slawatch.v1 import uplink_pb2 as up
 from slawatch.v1 import uplink_pb2_grpc as up_grpc
@@ -313,5 +314,141 @@ def test_a_stream_that_never_says_hello_is_closed(
             await asyncio.wait_for(silent.call.read(), 5)
         assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
         await silent.channel.close()
+
+    run(tmp_path, scenario)
+
+
+SECOND = 10**9
+
+
+def windowed(
+    sequence: int, start: int, end: int, *drops: up.SpoolDrop, observed: bool = True
+) -> up.AgentMessage:
+    message = batch(sequence, observation()) if observed else batch(sequence)
+    message.batch.window_start_unix_ns, message.batch.window_end_unix_ns = start, end
+    message.batch.spool_drops.extend(drops)
+    return message
+
+
+def test_coverage_and_drop_reports_through_the_stream(tmp_path: Path) -> None:
+    db = tmp_path / "c.db"
+    t0 = time.time_ns() - 60 * SECOND
+    age_drop = up.SpoolDrop(
+        reason=up.SpoolDrop.REASON_AGE, dropped_unix_ns=t0 + 50 * SECOND, first_sequence=2,
+        last_sequence=3, batches=2, observations=40, first_start_unix_ns=t0 + 10 * SECOND,
+        last_start_unix_ns=t0 + 29 * SECOND, window_start_unix_ns=t0 + 10 * SECOND,
+        window_end_unix_ns=t0 + 30 * SECOND,
+    )  # fmt: skip
+
+    async def scenario(server: CollectorServer) -> None:
+        first = Client(server)
+        await first.send(hello(epoch=7))
+        # Batch 1, then (after a reconnect) 6 before 5 and a resent 1; 2..3 were dropped
+        # for age (reported in 4, which carries nothing else), 4 bridges to 5.
+        ack = (await first.send(windowed(1, t0, t0 + 10 * SECOND))).batch_ack
+        assert ack.status == up.BatchAck.STATUS_ACCEPTED
+        await first.close()
+        second = Client(server)
+        await second.send(hello(epoch=7))
+        statuses = [
+            (await second.send(message)).batch_ack.status
+            for message in (
+                windowed(6, t0 + 50 * SECOND, t0 + 60 * SECOND),
+                windowed(1, t0, t0 + 10 * SECOND),
+                windowed(5, t0 + 40 * SECOND, t0 + 50 * SECOND),
+                windowed(4, t0 + 30 * SECOND, t0 + 40 * SECOND, age_drop, observed=False),
+                windowed(4, t0 + 30 * SECOND, t0 + 40 * SECOND, age_drop, observed=False),
+            )
+        ]
+        accepted, duplicate = up.BatchAck.STATUS_ACCEPTED, up.BatchAck.STATUS_DUPLICATE
+        assert statuses == [accepted, duplicate, accepted, accepted, duplicate]
+        samples = metric_samples(server)
+        # Counted once although batch 4 came twice.
+        assert samples[key("slawatch_agent_observations_dropped_total", agent="agent-1")] == 40
+        assert samples[key("slawatch_agent_batches_dropped_total", agent="agent-1",
+                           reason="age")] == 2  # fmt: skip
+        await second.close()
+
+    run(tmp_path, scenario)
+    with sqlite3.connect(db) as conn:
+        # Batches 2 and 3 are the one gap, and the drop report explains it.
+        assert coverage(conn, "agent-1", 0, t0 + 3600 * SECOND) == [
+            (t0, t0 + 10 * SECOND),
+            (t0 + 30 * SECOND, t0 + 60 * SECOND),
+        ]
+        drops = spool_drops(conn, "agent-1")
+        assert [(d.reason, d.first_sequence, d.last_sequence, d.reported_in_sequence,
+                 d.window_start_ns, d.window_end_ns) for d in drops] == [
+            ("age", 2, 3, 4, t0 + 10 * SECOND, t0 + 30 * SECOND)
+        ]  # fmt: skip
+        assert conn.execute("SELECT count(*) FROM observations").fetchone()[0] == 3
+
+
+def test_a_bad_drop_report_rejects_the_batch_and_stores_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "c.db"
+    now = time.time_ns()
+    bad = up.SpoolDrop(reason=up.SpoolDrop.REASON_SIZE, first_sequence=1, last_sequence=2,
+                       batches=2)  # fmt: skip
+
+    async def scenario(server: CollectorServer) -> None:
+        client = Client(server)
+        await client.send(hello())
+        ack = (await client.send(windowed(2, now - SECOND, now, bad))).batch_ack
+        assert ack.status == up.BatchAck.STATUS_REJECTED
+        assert "spool_drops[0].last_sequence: 2 is not below the batch's 2" in ack.reason
+        samples = metric_samples(server)
+        assert samples[key("slawatch_ingest_rejections_total", rule="bad_sequence")] == 1
+        await client.close()
+
+    run(tmp_path, scenario)
+    with sqlite3.connect(db) as conn:
+        for table in ("batches", "observations", "spool_drops", "coverage"):
+            assert conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0, table
+
+
+def test_config_status_is_stored_and_exported_and_the_stream_goes_on(tmp_path: Path) -> None:
+    db = tmp_path / "c.db"
+
+    async def scenario(server: CollectorServer) -> None:
+        client = Client(server)
+        await client.send(hello())
+        for status in (
+            up.ConfigStatus(version="v1", accepted=True),
+            up.ConfigStatus(version="v2", accepted=False, reason="checks[0].interval: 0"),
+        ):
+            await client.call.write(up.AgentMessage(config_status=status))
+        # A status gets no answer; the batch's ack shows the stream is still served.
+        ack = (await client.send(batch(1, observation()))).batch_ack
+        assert ack.status == up.BatchAck.STATUS_ACCEPTED
+        samples = metric_samples(server)
+        info = {k: v for k, v in samples.items() if k[0] == "slawatch_agent_config_info"}
+        # One series per agent: the last answer replaced the first.
+        assert info == {
+            key("slawatch_agent_config_info", agent="agent-1", version="v2", accepted="false"): 1
+        }
+        error = await _expect_abort(
+            client, up.AgentMessage(config_status=up.ConfigStatus(version="v" * 65))
+        )
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "config_status.version: 65 characters" in (error.details() or "")
+        await client.channel.close()
+
+    run(tmp_path, scenario)
+    with sqlite3.connect(db) as conn:
+        last = last_config_status(conn, "agent-1")
+        assert last is not None
+        assert (last.version, last.accepted, last.reason) == ("v2", False, "checks[0].interval: 0")
+        assert conn.execute("SELECT count(*) FROM config_status").fetchone()[0] == 2
+
+
+def test_a_hello_with_an_overlong_config_version_is_refused(tmp_path: Path) -> None:
+    async def scenario(server: CollectorServer) -> None:
+        client = Client(server)
+        message = hello()
+        message.hello.config_version = "v" * 65
+        error = await _expect_abort(client, message)
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "hello.config_version" in (error.details() or "")
+        await client.channel.close()
 
     run(tmp_path, scenario)

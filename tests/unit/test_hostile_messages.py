@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import sqlite3
 import time
 
 from google.protobuf.message import DecodeError
@@ -15,10 +16,12 @@ from collector.errors import InvalidMessage
 from collector.ingest.validate import (
     Limits,
     validate_batch,
+    validate_config_status,
     validate_envelope,
     validate_heartbeat,
     validate_hello,
 )
+from collector.store.coverage import SCHEMA_STEP_3, coverage, insert_drops, merge_window
 from collector.store.sqlite import detail_json, observation_row
 from slawatch.v1 import observation_pb2 as pb
 from slawatch.v1 import uplink_pb2 as up
@@ -41,15 +44,31 @@ def check_message(message: up.AgentMessage) -> None:
             validate_hello(message.hello)
         elif body == "heartbeat":
             validate_heartbeat(message.heartbeat)
+        elif body == "config_status":
+            validate_config_status(message.config_status)
         elif body == "batch":
             validate_batch(message.batch, NOW, LIMITS)
-            for o in message.batch.observations:
-                observation_row("agent", 1, message.batch.sequence, o)
-                text = detail_json(o)
-                if text is not None:
-                    json.loads(text)
+            check_storable(message.batch)
     except InvalidMessage:
         pass
+
+
+def check_storable(batch: up.ObservationBatch) -> None:
+    for o in batch.observations:
+        observation_row("agent", 1, batch.sequence, o)
+        text = detail_json(o)
+        if text is not None:
+            json.loads(text)
+    # Drops and the window go into real tables (an integer beyond 64 bits would raise).
+    with sqlite3.connect(":memory:") as conn:
+        conn.executescript(SCHEMA_STEP_3)
+        insert_drops(conn, "agent", 1, batch, NOW)
+        merge_window(conn, "agent", batch.window_start_unix_ns, batch.window_end_unix_ns)
+        stored = conn.execute("SELECT count(*) FROM spool_drops").fetchone()[0]
+        assert stored == len(batch.spool_drops)
+        covered = coverage(conn, "agent", 0, 2**63 - 1)
+        start, end = batch.window_start_unix_ns, batch.window_end_unix_ns
+        assert covered == ([(start, end)] if start < end else [])
 
 
 @given(st.binary(max_size=4000))
@@ -91,12 +110,46 @@ def observations(draw: st.DrawFn) -> pb.Observation:
     return o
 
 
-@given(st.lists(observations(), max_size=60), UINT64)
+@st.composite
+def spool_drops(draw: st.DrawFn) -> up.SpoolDrop:
+    return up.SpoolDrop(
+        reason=draw(st.integers(0, 4)), dropped_unix_ns=draw(INT64),
+        first_sequence=draw(UINT64), last_sequence=draw(UINT64), batches=draw(UINT64),
+        observations=draw(UINT64), first_start_unix_ns=draw(INT64),
+        last_start_unix_ns=draw(INT64), window_start_unix_ns=draw(INT64),
+        window_end_unix_ns=draw(INT64),
+    )  # fmt: skip
+
+
+@given(
+    st.lists(observations(), max_size=60),
+    UINT64,
+    st.lists(spool_drops(), max_size=70),
+    st.tuples(INT64, INT64),
+)
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-def test_arbitrary_batches(batch_observations: list[pb.Observation], sequence: int) -> None:
+def test_arbitrary_batches(
+    batch_observations: list[pb.Observation],
+    sequence: int,
+    drops: list[up.SpoolDrop],
+    window: tuple[int, int],
+) -> None:
     message = up.AgentMessage(batch=up.ObservationBatch(sequence=sequence))
     message.batch.observations.extend(batch_observations)
+    message.batch.spool_drops.extend(drops)
+    message.batch.window_start_unix_ns, message.batch.window_end_unix_ns = window
     check_message(message)
+
+
+@given(TEXT, st.booleans(), st.text(max_size=5000), TEXT)
+@settings(max_examples=200, deadline=None)
+def test_arbitrary_config_statuses(
+    version: str, accepted: bool, reason: str, config_version: str
+) -> None:
+    status = up.ConfigStatus(version=version, accepted=accepted, reason=reason)
+    check_message(up.AgentMessage(config_status=status))
+    hello = up.Hello(agent_id="a", sequence_epoch=1, config_version=config_version)
+    check_message(up.AgentMessage(hello=hello))
 
 
 @given(TEXT, UINT64, st.dictionaries(TEXT, TEXT, max_size=40), FLOATS, FLOATS)
@@ -139,14 +192,44 @@ def valid_observations(draw: st.DrawFn) -> pb.Observation:
     return o
 
 
-@given(st.lists(valid_observations(), min_size=1, max_size=50), st.integers(1, 2**63 - 1))
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-def test_every_valid_batch_is_accepted_and_storable(
-    batch_observations: list[pb.Observation], sequence: int
-) -> None:
+@st.composite
+def valid_drops(draw: st.DrawFn, sequence: int) -> up.SpoolDrop:
+    last = draw(st.integers(1, sequence - 1))
+    first = draw(st.integers(1, last))
+    batches = last - first + 1
+    observations = draw(st.integers(0, min(batches * LIMITS.max_batch_observations, 2**63 - 1)))
+    first_start, last_start = sorted(draw(st.tuples(INT64, INT64)))
+    window_start, window_end = sorted(draw(st.tuples(INT64, INT64)))
+    return up.SpoolDrop(
+        reason=draw(st.sampled_from([up.SpoolDrop.REASON_SIZE, up.SpoolDrop.REASON_AGE])),
+        dropped_unix_ns=draw(INT64), first_sequence=first, last_sequence=last,
+        batches=batches, observations=observations, first_start_unix_ns=first_start,
+        last_start_unix_ns=last_start, window_start_unix_ns=window_start,
+        window_end_unix_ns=window_end,
+    )  # fmt: skip
+
+
+@st.composite
+def valid_batches(draw: st.DrawFn) -> up.ObservationBatch:
+    sequence = draw(st.integers(1, 2**63 - 1))
     batch = up.ObservationBatch(sequence=sequence)
-    batch.observations.extend(batch_observations)
+    drops = draw(st.lists(valid_drops(sequence), max_size=64)) if sequence > 1 else []
+    batch.spool_drops.extend(drops)
+    batch.observations.extend(
+        draw(st.lists(valid_observations(), min_size=0 if drops else 1, max_size=50))
+    )
+    if draw(st.booleans()):  # else 0, 0: an agent older than windows
+        end = NOW + draw(st.integers(-(10**15), LIMITS.max_future_ns))
+        batch.window_start_unix_ns = end - draw(st.integers(0, min(86_400 * 10**9, end - 1)))
+        batch.window_end_unix_ns = end
+    return batch
+
+
+@given(valid_batches())
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_every_valid_batch_is_accepted_and_storable(batch: up.ObservationBatch) -> None:
     validate_batch(batch, NOW, LIMITS)  # must not raise
+    check_storable(batch)
     for o in batch.observations:
-        row = observation_row("agent", 1, sequence, o)
+        row = observation_row("agent", 1, batch.sequence, o)
         assert row[3] == o.check_id

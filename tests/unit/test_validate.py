@@ -9,9 +9,11 @@ import pytest
 
 from collector.errors import InvalidMessage
 from collector.ingest.validate import (
+    MAX_SPOOL_DROPS,
     RULES,
     Limits,
     validate_batch,
+    validate_config_status,
     validate_envelope,
     validate_heartbeat,
     validate_hello,
@@ -172,3 +174,126 @@ def test_unknown_field_deep_inside_a_detail_is_rejected() -> None:
     o.host.disks.add().MergeFromString(disk.SerializeToString() + bytes([0xF8, 0x07, 0x01]))
     with pytest.raises(InvalidMessage, match=r"host.disks\[0\]: unknown field number"):
         validate_batch(batch_of(o), NOW, LIMITS)
+
+
+SECOND = 10**9
+
+
+def good_drop(**fields: int) -> up.SpoolDrop:
+    """Batches 3..5 (120 observations) dropped for size, reported in batch 9."""
+    drop = up.SpoolDrop(
+        reason=up.SpoolDrop.REASON_SIZE, dropped_unix_ns=NOW - SECOND, first_sequence=3,
+        last_sequence=5, batches=3, observations=120, first_start_unix_ns=NOW - 90 * SECOND,
+        last_start_unix_ns=NOW - 60 * SECOND, window_start_unix_ns=NOW - 90 * SECOND,
+        window_end_unix_ns=NOW - 59 * SECOND,
+    )  # fmt: skip
+    for name, value in fields.items():
+        setattr(drop, name, value)
+    return drop
+
+
+def windowed(start: int, end: int, *drops: up.SpoolDrop, sequence: int = 9) -> up.ObservationBatch:
+    batch = batch_of(good_observation(), sequence=sequence)
+    batch.window_start_unix_ns, batch.window_end_unix_ns = start, end
+    batch.spool_drops.extend(drops)
+    return batch
+
+
+def test_windows_and_drop_reports_pass() -> None:
+    validate_batch(windowed(NOW - 30 * SECOND, NOW, good_drop()), NOW, LIMITS)
+    validate_batch(windowed(0, 0), NOW, LIMITS)  # an agent older than windows
+    validate_batch(windowed(NOW, NOW), NOW, LIMITS)  # an empty window is no contradiction
+    # Within the clock-skew allowance, and exactly one day long.
+    validate_batch(windowed(NOW - 86_100 * SECOND, NOW + 300 * SECOND), NOW, LIMITS)
+    # A drop of batches 1..8 (the most batch 9 can report), without observations.
+    empty_run = good_drop(first_sequence=1, last_sequence=8, batches=8, observations=0,
+                          first_start_unix_ns=5, last_start_unix_ns=0)  # fmt: skip
+    validate_batch(windowed(NOW - SECOND, NOW, empty_run), NOW, LIMITS)
+
+
+def test_a_batch_of_drop_reports_only_passes_but_an_empty_one_does_not() -> None:
+    only_drops = up.ObservationBatch(sequence=9, spool_drops=[good_drop()])
+    validate_batch(only_drops, NOW, LIMITS)
+    with pytest.raises(InvalidMessage, match="empty"):
+        validate_batch(up.ObservationBatch(sequence=9, window_start_unix_ns=1,
+                                           window_end_unix_ns=2), NOW, LIMITS)  # fmt: skip
+
+
+BAD_WINDOWS = {
+    "start only": (0, NOW, "window_start_unix_ns: need 0 < start"),
+    "end only": (NOW, 0, "window_start_unix_ns: need 0 < start"),
+    "negative": (-5, NOW, "window_start_unix_ns: need 0 < start"),
+    "reversed": (NOW, NOW - 1, "window_start_unix_ns: need 0 < start"),
+    "future": (NOW, NOW + 301 * SECOND, "window_end_unix_ns: 301s in the future"),
+    "too long": (NOW - 86_401 * SECOND, NOW, "spans 86401s, limit 86400s"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_WINDOWS))
+def test_bad_windows_are_rejected(case: str) -> None:
+    start, end, fragment = BAD_WINDOWS[case]
+    with pytest.raises(InvalidMessage) as info:
+        validate_batch(windowed(start, end), NOW, LIMITS)
+    assert info.value.rule == "bad_time"
+    assert fragment in info.value.reason
+
+
+BAD_DROPS = {
+    "unspecified reason": ({"reason": 0}, "bad_enum", "reason: 0"),
+    "unknown reason": ({"reason": 7}, "bad_enum", "reason: 7"),
+    "first after last": ({"first_sequence": 6}, "bad_sequence", "last_sequence: need"),
+    "first is 0": ({"first_sequence": 0, "batches": 6}, "bad_sequence", "last_sequence: need"),
+    "the reporting batch itself": ({"last_sequence": 9, "batches": 7}, "bad_sequence",
+                                   "last_sequence: 9 is not below the batch's 9"),
+    "a later batch": ({"first_sequence": 10, "last_sequence": 12}, "bad_sequence",
+                      "last_sequence: 12 is not below"),
+    "batches miscounted": ({"batches": 4}, "bad_drop", "batches: 4, but sequences 3..5 are 3"),
+    "no batches": ({"batches": 0}, "bad_drop", "batches: 0"),
+    "too many observations": ({"observations": 301}, "bad_drop",
+                              "observations: 301 in 3 batch(es), limit 300"),
+    "first start after last": ({"first_start_unix_ns": NOW}, "bad_time",
+                               "first_start_unix_ns: after last_start_unix_ns"),
+    "window reversed": ({"window_start_unix_ns": NOW}, "bad_time",
+                        "window_start_unix_ns: after window_end_unix_ns"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(BAD_DROPS))
+def test_bad_drop_report_rejects_the_batch_naming_it(case: str) -> None:
+    fields, rule, fragment = BAD_DROPS[case]
+    batch = windowed(NOW - SECOND, NOW, good_drop(), good_drop(**fields))
+    with pytest.raises(InvalidMessage) as info:
+        validate_batch(batch, NOW, LIMITS)
+    assert info.value.rule == rule
+    assert info.value.rule in RULES
+    assert info.value.reason.startswith("spool_drops[1].")
+    assert fragment in info.value.reason
+
+
+def test_drop_reports_per_batch_are_bounded() -> None:
+    validate_batch(windowed(0, 0, *[good_drop()] * MAX_SPOOL_DROPS), NOW, LIMITS)
+    with pytest.raises(InvalidMessage, match=f"spool_drops: 65, limit {MAX_SPOOL_DROPS}"):
+        validate_batch(windowed(0, 0, *[good_drop()] * (MAX_SPOOL_DROPS + 1)), NOW, LIMITS)
+
+
+def test_unknown_field_in_a_drop_report_is_rejected() -> None:
+    batch = windowed(0, 0)
+    batch.spool_drops.add().MergeFromString(
+        good_drop().SerializeToString() + bytes([0xF8, 0x07, 0x01])
+    )
+    with pytest.raises(InvalidMessage, match=r"spool_drops\[0\]: unknown field number"):
+        validate_batch(batch, NOW, LIMITS)
+
+
+def test_config_version_and_status_lengths() -> None:
+    validate_hello(up.Hello(agent_id="a", sequence_epoch=1, config_version="v" * 64))
+    with pytest.raises(InvalidMessage, match=r"hello.config_version: 65 characters, limit 64"):
+        validate_hello(up.Hello(agent_id="a", sequence_epoch=1, config_version="v" * 65))
+    validate_config_status(up.ConfigStatus(version="v" * 64, accepted=False, reason="r" * 4096))
+    for status, fragment in (
+        (up.ConfigStatus(version="v" * 65), "config_status.version: 65 characters"),
+        (up.ConfigStatus(version="v", reason="r" * 4097), "config_status.reason: 4097"),
+    ):
+        with pytest.raises(InvalidMessage, match=fragment) as info:
+            validate_config_status(status)
+        assert info.value.rule == "too_long"
