@@ -156,7 +156,7 @@ def _agent_lines(a: AgentCoverage) -> list[str]:
     longest = f"{max(e - s for s, e in holes) / 1e9:.1f}" if holes else "-"
     until = _utc(a.reported_until_ns) if a.reported_until_ns is not None else "no windows"
     batches = sum(d.batches for d in a.drops)
-    observations = sum(d.observations for d in a.drops)
+    observations = sum(d.observations_lost for d in a.drops)
     lines = [
         f"{a.agent_id[:14]:<14} {a.covered_ns / 1e9:>10.1f} {share:>8} {len(holes):>5} "
         f"{longest:>14} {until:<20} {f'{batches}/{observations}':>20}"
@@ -171,7 +171,7 @@ def _agent_lines(a: AgentCoverage) -> list[str]:
         )
         lines.append(
             f"  drop {_utc(d.dropped_ns)} {d.reason}: batches {d.first_sequence}..{d.last_sequence}"
-            f" ({d.observations} observations){covering}"
+            f" ({d.observations_lost} observations lost){covering}"
         )
     if len(a.drops) > MAX_LISTED:
         lines.append(f"  ... and {len(a.drops) - MAX_LISTED} more drop reports")

@@ -92,4 +92,3 @@ class ConfigDistributor:
         except OSError:
             return (0, 0, 0)
         return (stat.st_mtime_ns, stat.st_size, stat.st_ino)
-

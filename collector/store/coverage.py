@@ -37,6 +37,9 @@ CREATE TABLE spool_drops (
     last_sequence        INTEGER NOT NULL,
     batches              INTEGER NOT NULL,
     observations         INTEGER NOT NULL,
+    -- Of those, observations the collector had stored already: batches sent
+    -- before the drop whose ack was lost. The loss is the difference.
+    observations_stored  INTEGER NOT NULL,
     first_start_ns       INTEGER NOT NULL,
     last_start_ns        INTEGER NOT NULL,
     window_start_ns      INTEGER NOT NULL,
@@ -99,15 +102,26 @@ def insert_drops(
     now_ns: int,
 ) -> None:
     conn.executemany(
-        "INSERT INTO spool_drops VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO spool_drops VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (agent_id, epoch, batch.sequence, REASON_NAMES[d.reason], d.dropped_unix_ns,
              d.first_sequence, d.last_sequence, d.batches, d.observations,
+             _already_stored(conn, agent_id, epoch, d),
              d.first_start_unix_ns, d.last_start_unix_ns, d.window_start_unix_ns,
              d.window_end_unix_ns, now_ns)
             for d in batch.spool_drops
         ],
     )  # fmt: skip
+
+
+def _already_stored(conn: sqlite3.Connection, agent_id: str, epoch: int, d: up.SpoolDrop) -> int:
+    """Observations of the dropped range the collector has anyway (their ack was lost)."""
+    row = conn.execute(
+        "SELECT coalesce(sum(observations), 0) FROM batches "
+        "WHERE agent_id=? AND sequence_epoch=? AND sequence BETWEEN ? AND ?",
+        (agent_id, epoch, d.first_sequence, d.last_sequence),
+    ).fetchone()
+    return int(row[0])
 
 
 def coverage(conn: sqlite3.Connection, agent_id: str, start_ns: int, end_ns: int) -> list[Interval]:
@@ -144,11 +158,16 @@ class DropRecord:
     last_sequence: int
     batches: int
     observations: int
+    observations_stored: int
     first_start_ns: int
     last_start_ns: int
     window_start_ns: int
     window_end_ns: int
     received_ns: int
+
+    @property
+    def observations_lost(self) -> int:
+        return self.observations - self.observations_stored
 
 
 def spool_drops(

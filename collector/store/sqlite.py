@@ -149,7 +149,7 @@ MIGRATIONS: dict[int, str] = {
 SCHEMA_VERSION = max(MIGRATIONS)
 
 
-def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+def migrate(conn: sqlite3.Connection, path: Path) -> None:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
         raise StoreError(
@@ -192,7 +192,7 @@ class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._conn = connect(path)
-        _migrate(self._conn, path)
+        migrate(self._conn, path)
         self._queue: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._writer, name="store-writer", daemon=True)
         self._thread.start()

@@ -80,7 +80,7 @@ def test_coverage_gaps_and_drops_per_agent(tmp_path: Path) -> None:
     assert line.split()[1:5] == ["400.0", "40.00%", "2", "400.0"]
     assert line.split()[-1] == "2/17"
     assert "(100.0 s)" in table
-    assert "size: batches 3..4 (17 observations)" in table
+    assert "size: batches 3..4 (17 observations lost)" in table
     assert next(row for row in table.splitlines() if row.startswith("quiet")).split()[1:4] == [
         "0.0", "0.00%", "0",
     ]  # fmt: skip

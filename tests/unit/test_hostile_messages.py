@@ -7,6 +7,7 @@ import json
 import math
 import sqlite3
 import time
+from pathlib import Path
 
 from google.protobuf.message import DecodeError
 from hypothesis import HealthCheck, given, settings
@@ -21,8 +22,8 @@ from collector.ingest.validate import (
     validate_heartbeat,
     validate_hello,
 )
-from collector.store.coverage import SCHEMA_STEP_3, coverage, insert_drops, merge_window
-from collector.store.sqlite import detail_json, observation_row
+from collector.store.coverage import coverage, insert_drops, merge_window
+from collector.store.sqlite import detail_json, migrate, observation_row
 from slawatch.v1 import observation_pb2 as pb
 from slawatch.v1 import uplink_pb2 as up
 
@@ -60,8 +61,8 @@ def check_storable(batch: up.ObservationBatch) -> None:
         if text is not None:
             json.loads(text)
     # Drops and the window go into real tables (an integer beyond 64 bits would raise).
-    with sqlite3.connect(":memory:") as conn:
-        conn.executescript(SCHEMA_STEP_3)
+    with sqlite3.connect(":memory:", isolation_level=None) as conn:
+        migrate(conn, Path(":memory:"))
         insert_drops(conn, "agent", 1, batch, NOW)
         merge_window(conn, "agent", batch.window_start_unix_ns, batch.window_end_unix_ns)
         stored = conn.execute("SELECT count(*) FROM spool_drops").fetchone()[0]
