@@ -101,4 +101,4 @@ def test_the_summary_command_shows_coverage(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "tcp-a" in result.output
     assert "covered s" in result.output
-    assert "size: batches 3..4 (17 observations)" in result.output
+    assert "size: batches 3..4 (17 observations lost)" in result.output
