@@ -105,6 +105,12 @@ def main(log_level: str) -> None:
     help="Plaintext gRPC, agents not authenticated: for a lab or loopback only.",
 )
 @click.option(
+    "--inventory",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Inventory YAML (docs/inventory.md): agents get their checks from it. "
+    "Reloaded on SIGHUP and when the file changes.",
+)
+@click.option(
     "--local-agent",
     "local_agent",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -125,6 +131,7 @@ def run(
     max_streams: int,
     tls_dir: Path | None,
     insecure: bool,
+    inventory: Path | None,
     local_agent: Path | None,
     duration: float | None,
 ) -> None:
@@ -148,6 +155,7 @@ def run(
         max_check_series=max_check_series,
         tls_dir=tls_dir,
         max_streams=max_streams,
+        inventory=inventory,
     )
     try:
         asyncio.run(_serve(settings, summary_interval, local_agent, duration))
@@ -168,6 +176,7 @@ async def _serve(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, server.reload_inventory)
     host = settings.metrics_host
     shown = f"[{host}]" if ":" in host else host
     click.echo(
@@ -203,7 +212,7 @@ async def _serve(
             with contextlib.suppress(asyncio.CancelledError):
                 await summaries
         await server.stop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(signum)
     if summary_interval > 0:
         click.echo("\nfinal:\n" + format_table(check_summaries(settings.db_path, started_ns)))

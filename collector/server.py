@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,7 @@ from prometheus_client import start_http_server
 
 from collector.errors import ConfigError
 from collector.exporters.metrics import CollectorMetrics
+from collector.ingest.config_push import ConfigDistributor
 from collector.ingest.service import UplinkService
 from collector.ingest.validate import Limits
 from collector.pki import ca_paths, collector_paths
@@ -50,6 +52,8 @@ class CollectorSettings:
     # None means plaintext without identities, only when asked for explicitly.
     tls_dir: Path | None = None
     max_streams: int = 10_000
+    # The inventory file: agents get their checks from it (None: no pushes).
+    inventory: Path | None = None
 
 
 def server_credentials(tls_dir: Path) -> grpc.ServerCredentials:
@@ -75,12 +79,17 @@ class CollectorServer:
         self._health = health_async.HealthServicer()
         self._http: object | None = None
         self.grpc_port = 0
+        # Loaded now: an invalid inventory stops the collector before it listens.
+        self.distributor = (
+            ConfigDistributor(settings.inventory) if settings.inventory is not None else None
+        )
+        self._watching: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         service = UplinkService(
             self.store, self.metrics, self.settings.limits,
             require_identity=self.settings.tls_dir is not None,
-            max_streams=self.settings.max_streams,
+            max_streams=self.settings.max_streams, distributor=self.distributor,
         )  # fmt: skip
         up_grpc.add_UplinkServicer_to_server(service, self._grpc)  # type: ignore[no-untyped-call]
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._grpc)
@@ -102,6 +111,9 @@ class CollectorServer:
                 f"{self.settings.metrics_port}: {exc.strerror}"
             ) from None
         self._http = httpd
+        if self.distributor is not None:
+            self.metrics.watch_inventory(self.distributor)
+            self._watching = asyncio.create_task(self.distributor.watch())
         await self._grpc.start()
         for name in ("", UPLINK_SERVICE):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -112,7 +124,14 @@ class CollectorServer:
             self.settings.metrics_port,
         )
 
+    def reload_inventory(self) -> None:
+        """SIGHUP: read the inventory again (a bad file is logged and changes nothing)."""
+        if self.distributor is not None:
+            self.distributor.reload()
+
     async def stop(self, grace: float = 5.0) -> None:
+        if self._watching is not None:
+            self._watching.cancel()
         await self._health.enter_graceful_shutdown()
         await self._grpc.stop(grace)
         if self._http is not None:

@@ -26,6 +26,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from collector.ingest.config_push import ConfigDistributor
 from collector.store.coverage import REASON_NAMES
 from collector.store.sqlite import ERROR_CLASS_NAMES, KIND_NAMES, OUTCOME_NAMES
 from slawatch.v1 import observation_pb2 as pb
@@ -323,6 +324,12 @@ class CollectorMetrics:
             ("agent", "reason"),
             registry=r,
         )
+        self.inventory_reloads = Counter(
+            "slawatch_inventory_reloads_total",
+            "Inventory reloads (SIGHUP or file change), by result.",
+            ("result",),
+            registry=r,
+        )
         self.series_limited = Counter(
             "slawatch_metrics_series_limited_total",
             "Stored observations not exported because the check series limit was reached.",
@@ -335,6 +342,9 @@ class CollectorMetrics:
             registry=r,
         )
         r.register(_AgentCollector(self._agents))
+
+    def watch_inventory(self, distributor: ConfigDistributor) -> None:
+        distributor.on_reload = lambda result: self.inventory_reloads.labels(result).inc()
 
     def _agent(self, agent_id: str) -> _AgentState:
         return self._agents.setdefault(agent_id, _AgentState())

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from collector.errors import InventoryError
@@ -39,7 +40,8 @@ class ConfigDistributor:
         self._streams: collections.defaultdict[str, set[asyncio.Queue[up.ConfigPush]]] = (
             collections.defaultdict(set)
         )
-        self.reloads = collections.Counter[str]()
+        # Told "ok" or "invalid" after each reload (the metrics count them).
+        self.on_reload: Callable[[str], None] = lambda _result: None
 
     def push_for(self, agent_id: str) -> up.ConfigPush:
         assigned = self.inventory.agents.get(agent_id)
@@ -65,12 +67,12 @@ class ConfigDistributor:
         try:
             fresh = load_inventory(self.path)
         except InventoryError as exc:
-            self.reloads["invalid"] += 1
+            self.on_reload("invalid")
             log.error("inventory reload refused, agents keep their checks: %s", exc)
             return False
         before = {agent: self.push_for(agent).version for agent in self._streams}
         self.inventory = fresh
-        self.reloads["ok"] += 1
+        self.on_reload("ok")
         changed = [a for a, version in before.items() if self.push_for(a).version != version]
         for agent_id in changed:
             for queue in self._streams[agent_id]:

@@ -23,6 +23,7 @@ import grpc
 from collector import __version__
 from collector.errors import InvalidMessage, StoreError
 from collector.exporters.metrics import CollectorMetrics
+from collector.ingest.config_push import ConfigDistributor
 from collector.ingest.validate import (
     Limits,
     validate_batch,
@@ -61,7 +62,9 @@ class UplinkService(up_grpc.UplinkServicer):
         limits: Limits,
         require_identity: bool = True,
         max_streams: int = 10_000,
+        distributor: ConfigDistributor | None = None,
     ) -> None:
+        self._distributor = distributor
         self._store = store
         self._metrics = metrics
         self._limits = limits
@@ -139,13 +142,64 @@ class UplinkService(up_grpc.UplinkServicer):
                     collector_version=__version__, last_stored_sequence=last_stored
                 )
             )
-            async for message in request_iterator:
-                ack = await self._handle(agent_id, epoch, message, context)
-                if ack is not None:
-                    yield up.CollectorMessage(batch_ack=ack)
+            async for reply in self._replies(hello, request_iterator, context):
+                yield reply
         finally:
             self._metrics.agent_disconnected(agent_id)
             log.info("agent %s disconnected", agent_id)
+
+    async def _replies(
+        self,
+        hello: up.Hello,
+        request_iterator: AsyncIterator[up.AgentMessage],
+        context: Context,
+    ) -> AsyncIterator[up.CollectorMessage]:
+        """Acks for the agent's messages, merged with configuration pushes."""
+        outgoing: asyncio.Queue[up.CollectorMessage | None] = asyncio.Queue()
+        tasks = [asyncio.create_task(self._answer(hello, request_iterator, context, outgoing))]
+        if self._distributor is not None:
+            tasks.append(asyncio.create_task(self._push(hello, outgoing)))
+        try:
+            while (reply := await outgoing.get()) is not None:
+                yield reply
+            tasks[0].result()  # re-raise an abort of the reader here, in the handler
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _answer(
+        self,
+        hello: up.Hello,
+        request_iterator: AsyncIterator[up.AgentMessage],
+        context: Context,
+        outgoing: asyncio.Queue[up.CollectorMessage | None],
+    ) -> None:
+        try:
+            async for message in request_iterator:
+                ack = await self._handle(hello.agent_id, hello.sequence_epoch, message, context)
+                if ack is not None:
+                    outgoing.put_nowait(up.CollectorMessage(batch_ack=ack))
+        finally:
+            outgoing.put_nowait(None)
+
+    async def _push(
+        self, hello: up.Hello, outgoing: asyncio.Queue[up.CollectorMessage | None]
+    ) -> None:
+        """The agent's check list now (unless it runs it already), then every change."""
+        assert self._distributor is not None
+        changes = self._distributor.subscribe(hello.agent_id)
+        running = hello.config_version
+        try:
+            push = self._distributor.push_for(hello.agent_id)
+            while True:
+                if push.version != running:
+                    log.info("agent %s: pushing checks version %s", hello.agent_id, push.version)
+                    outgoing.put_nowait(up.CollectorMessage(config_push=push))
+                running = push.version
+                push = await changes.get()
+        finally:
+            self._distributor.unsubscribe(hello.agent_id, changes)
 
     async def _check_identity(self, agent_id: str, context: Context) -> None:
         identity = certificate_identity(context)
