@@ -420,10 +420,11 @@ class Spool:
 
     @property
     def unacked_batches(self) -> int:
-        return sum(
+        spooled = sum(
             max(0, s.last_sequence - max(s.first_sequence, self._acked + 1) + 1)
             for s in self._segments
-        ) - len(self._acked_ahead)
+        )
+        return spooled - sum(1 for s in self._acked_ahead if not self._is_gap(s))
 
     def ack(self, sequence: int) -> None:
         """The collector has this batch (stored or refused): it may go."""

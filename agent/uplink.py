@@ -41,12 +41,21 @@ log = logging.getLogger(__name__)
 UplinkCall = grpc.aio.StreamStreamCall[up.AgentMessage, up.CollectorMessage]
 
 MAX_IN_FLIGHT = 16
-# Codes that mean "this agent is not welcome": retrying would not help.
-_PERMANENT = (
-    grpc.StatusCode.PERMISSION_DENIED,
-    grpc.StatusCode.UNAUTHENTICATED,
-    grpc.StatusCode.INVALID_ARGUMENT,
-)
+# Codes worth retrying (with backoff): the collector or the path is down or
+# busy, or failed in passing. Anything else (PERMISSION_DENIED, INVALID_ARGUMENT,
+# FAILED_PRECONDITION, UNIMPLEMENTED ...) means this agent or this version is
+# not welcome, and retrying would not help: the agent exits and says why.
+RETRYABLE = frozenset({
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+    grpc.StatusCode.ABORTED,
+    grpc.StatusCode.CANCELLED,
+    grpc.StatusCode.INTERNAL,
+    grpc.StatusCode.UNKNOWN,
+})  # fmt: skip
+# Failed connects, with no session yet, before the log says what to check.
+HINT_AFTER_FAILURES = 3
 BACKOFF_INITIAL = 0.5
 BACKOFF_MAX = 30.0
 CHANNEL_OPTIONS = [
@@ -106,19 +115,25 @@ class Uplink:
     async def run(self) -> None:
         """Keep a session to the collector up until cancelled or stopped."""
         backoff = BACKOFF_INITIAL
+        failures = 0
         while not (self._stopping and self.idle):
             try:
                 await self._session()
                 backoff = BACKOFF_INITIAL
             except grpc.aio.AioRpcError as exc:
-                if exc.code() in _PERMANENT:
-                    raise UplinkError(f"collector refused this agent: {exc.details()}") from None
+                if exc.code() not in RETRYABLE:
+                    raise UplinkError(
+                        f"collector refused this agent: {exc.details()} ({exc.code().name})"
+                    ) from None
                 log.warning(
                     "collector %s: %s (%s)",
                     self._config.collector.address,
                     exc.code().name,
                     exc.details(),
                 )
+                failures += 1
+                if failures == HINT_AFTER_FAILURES and self.stats.sessions == 0:
+                    self._hint_never_connected()
             except (ConnectionError, asyncio.InvalidStateError) as exc:
                 # grpc.aio raises InvalidStateError for a write after the RPC ended,
                 # e.g. when the collector went away between two writes.
@@ -129,6 +144,18 @@ class Uplink:
                 return
             await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
             backoff = min(BACKOFF_MAX, backoff * 2)
+
+    def _hint_never_connected(self) -> None:
+        """A TLS refusal looks like an unreachable collector; say what to check."""
+        if self._config.collector.tls is None:
+            hint = "if it runs with --tls-dir, it refuses plaintext agents: configure collector.tls"
+        else:
+            hint = (
+                "if it is up, check collector.tls: ca_file must be the collector's CA, and this "
+                "agent's certificate must be issued by it (`slawatch-collector pki issue`)"
+            )
+        log.error("no session with collector %s after %d attempts; %s",
+                  self._config.collector.address, HINT_AFTER_FAILURES, hint)  # fmt: skip
 
     async def stop(self, timeout: float) -> bool:
         """Send what is spooled and wait for its acks, at most ``timeout`` seconds.

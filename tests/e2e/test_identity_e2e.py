@@ -188,7 +188,7 @@ def test_bad_identities_are_refused_while_good_agents_stream(lab: Lab, tmp_path:
         assert code == 2, f"impostor exit status {code}"
         assert (
             "slawatch-agent: collector refused this agent: "
-            "this certificate is for 'mallory', not for agent 'good-2'"
+            "this certificate is for 'mallory', not for agent 'good-2' (PERMISSION_DENIED)"
         ) in _log(bad_log["impostor"])
         assert re.search(
             r"WARNING collector\.ingest\.service: ipv4:\S+: "
@@ -212,7 +212,13 @@ def test_bad_identities_are_refused_while_good_agents_stream(lab: Lab, tmp_path:
         assert "certificate signature failure" in _log(bad_log["foreign-pki"])
 
         # The stranger and the plaintext agent only see the collector hang up
-        # (today "Socket closed": nothing tells their operator it is about TLS).
+        # ("Socket closed"), so after a few attempts without any session the
+        # agent says what to check.
+        for name in ("stranger", "foreign-pki"):
+            assert "no session with collector" in _log(bad_log[name])
+            assert "check collector.tls" in _log(bad_log[name])
+        assert "refuses plaintext agents" in _log(bad_log["plaintext"])
+
         # The collector's log has gRPC core's handshake failures, one per attempt
         # of the stranger (bad client certificate) and of the plaintext agent;
         # the foreign-pki agent hangs up first and leaves no trace there.

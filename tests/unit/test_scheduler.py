@@ -118,3 +118,38 @@ def test_stop_lets_running_rounds_finish_within_grace() -> None:
     asyncio.run(_run_for(Scheduler([probe], emitted.append, jitter=0.0), 0.05, grace=1.0))
     assert len(emitted) == 1
     assert emitted[0].outcome == pb.OUTCOME_OK
+
+
+def test_checks_added_and_retired_while_running() -> None:
+    """A pushed check starts within one interval; a retired one stops, and its slot
+    reused by a new check does not inherit the old check's schedule."""
+    old = FakeProbe(_check("old", interval=0.2), work=0.01)
+    new = FakeProbe(_check("new", interval=0.5), work=0.01)
+    later = FakeProbe(_check("later", interval=0.3), work=0.01)
+
+    async def scenario() -> tuple[float, float, float]:
+        scheduler = Scheduler([old], lambda _o: None, jitter=0.0)
+        task = asyncio.create_task(scheduler.run())
+        await asyncio.sleep(0.5)
+        added_at = asyncio.get_running_loop().time()
+        scheduler.add([new])
+        await asyncio.sleep(0.3)
+        retired_at = asyncio.get_running_loop().time()
+        scheduler.retire({"old"})
+        scheduler.add([later])  # takes the slot "old" left
+        assert scheduler.check_count == 2
+        await asyncio.sleep(1.0)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return added_at, retired_at, asyncio.get_running_loop().time()
+
+    added_at, retired_at, ended_at = asyncio.run(scenario())
+    assert new.starts
+    assert new.starts[0] - added_at < 0.5 + 0.05
+    assert old.starts
+    assert all(start <= retired_at for start in old.starts)
+    # Every 0.3 s from its start, not also on "old"'s 0.2 s rhythm (that would
+    # give about twice as many rounds).
+    expected = (ended_at - retired_at) / 0.3
+    assert expected - 1.5 <= len(later.starts) <= expected + 1, later.starts
