@@ -118,6 +118,10 @@ def check_config(config_path: Path) -> None:
         _fail(str(exc))
         return
     click.echo(f"{config_path}: valid, agent {config.agent_id}, {len(config.checks)} checks")
+    spool = config.spool
+    click.echo(
+        f"  spool {spool.dir}: at most {spool.max_bytes / 2**20:g} MiB, {spool.max_age / 3600:g} h"
+    )
     for check in config.checks:
         click.echo(f"  {check.id}: {check.kind.value} {check.target} every {check.interval:g}s")
 

@@ -260,7 +260,7 @@ def _read_collector(data: object, problems: list[str]) -> CollectorConfig:
         tls=tls,
         insecure=insecure,
         batch_max=f.integer("batch_max", default.batch_max, 1, 10_000),
-        flush_interval=f.number("flush_interval", default.flush_interval, 0, 60),
+        flush_interval=f.number("flush_interval", default.flush_interval, 0.05, 60, low_open=False),
         heartbeat_interval=f.number(
             "heartbeat_interval", default.heartbeat_interval, 1, 600, low_open=False
         ),
@@ -277,7 +277,8 @@ def _read_spool(data: object, agent_id: str, problems: list[str]) -> SpoolConfig
     return SpoolConfig(
         dir=f.text("dir", default.dir, max_length=4096),
         max_bytes=f.size("max_bytes", default.max_bytes, MIN_SPOOL_BYTES, 1 << 40),
-        max_age=f.duration("max_age", default.max_age, 60.0, 365 * DAY),
+        # Beyond 30 days the collector (40 days by default) would refuse the batches.
+        max_age=f.duration("max_age", default.max_age, 60.0, 30 * DAY),
     )
 
 

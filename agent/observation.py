@@ -40,19 +40,21 @@ class Observation:
     def rtt(self) -> RttSummary | None:
         return RttSummary.of(self.rtt_samples_ns)
 
-    def to_wire(self) -> pb.Observation:
-        message = pb.Observation(
-            check_id=self.check_id,
-            kind=self.kind,
-            target=self.target,
-            start_unix_ns=self.start_unix_ns,
-            duration_ns=self.duration_ns,
-            outcome=self.outcome,
-            error_class=self.error_class,
-            error_detail=self.error_detail,
-            packets_sent=self.packets_sent,
-            packets_received=self.packets_received,
-        )
+    def to_wire(self, message: pb.Observation | None = None) -> pb.Observation:
+        """The wire message; written into ``message`` (e.g. a batch's new entry,
+        which saves a copy) when given."""
+        if message is None:
+            message = pb.Observation()
+        message.check_id = self.check_id
+        message.kind = self.kind
+        message.target = self.target
+        message.start_unix_ns = self.start_unix_ns
+        message.duration_ns = self.duration_ns
+        message.outcome = self.outcome
+        message.error_class = self.error_class
+        message.error_detail = self.error_detail
+        message.packets_sent = self.packets_sent
+        message.packets_received = self.packets_received
         summary = self.rtt
         if summary is not None:
             message.rtt.min_ns = summary.min_ns

@@ -21,7 +21,7 @@ from typing import TextIO
 from agent.errors import SpoolError
 from agent.observation import Observation
 from agent.spool import Spool
-from slawatch.v1 import observation_pb2 as pb
+from slawatch.v1 import uplink_pb2 as up
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 MAX_BATCH_BYTES = 3 << 20
 # Observations held while the spool cannot be written (disk full ...).
 MAX_PENDING = 100_000
+# The collector refuses a batch window longer than a day.
+MAX_WINDOW_NS = 23 * 3600 * 10**9
 
 
 class Outbox:
@@ -45,7 +47,9 @@ class Outbox:
         self._flush_interval = flush_interval
         self._on_sealed = on_sealed
         self._audit = audit
-        self._pending: list[pb.Observation] = []
+        # Kept as dataclasses until sealed: a protobuf message each would cost
+        # more memory while they wait (the agent's budget is 50 MB).
+        self._pending: list[Observation] = []
         self._window_start_ns = time.time_ns()
         self.observations_spooled = 0
         # Lost before reaching the disk (the spool could not be written for long).
@@ -55,7 +59,7 @@ class Outbox:
         if len(self._pending) >= MAX_PENDING:
             self._pending.pop(0)
             self.observations_lost += 1
-        self._pending.append(observation.to_wire())
+        self._pending.append(observation)
         if len(self._pending) >= self._batch_max:
             self.seal()
 
@@ -68,29 +72,37 @@ class Outbox:
     def seal(self) -> None:
         """Append everything pending to the spool, in batches; keep it on failure."""
         now = time.time_ns()
+        # A clock stepped back, or a day without results: keep the window one
+        # the collector accepts (start <= end, at most a day) rather than lose
+        # the batch; coverage then shows a gap where the agent cannot vouch.
+        start = min(max(self._window_start_ns, now - MAX_WINDOW_NS), now)
         while self._pending:
-            chunk = self._next_chunk()
+            batch = self._next_batch(start, now)
+            count = len(batch.observations)
             try:
-                sequence = self._spool.append(chunk, self._window_start_ns, now)
+                sequence = self._spool.append(batch)
             except SpoolError as exc:
                 log.error("%s; keeping %d observations in memory", exc, len(self._pending))
                 return
-            del self._pending[: len(chunk)]
-            self._window_start_ns = now
-            self.observations_spooled += len(chunk)
-            self._write_audit(chunk, sequence)
+            self._write_audit(self._pending[:count], sequence)
+            del self._pending[:count]
+            self._window_start_ns = start = now
+            self.observations_spooled += count
             self._on_sealed()
 
-    def _next_chunk(self) -> list[pb.Observation]:
-        """The longest prefix within batch_max observations and MAX_BATCH_BYTES."""
+    def _next_batch(self, start_ns: int, end_ns: int) -> up.ObservationBatch:
+        """A batch of the longest prefix within batch_max and MAX_BATCH_BYTES."""
+        batch = up.ObservationBatch(window_start_unix_ns=start_ns, window_end_unix_ns=end_ns)
         size = 0
-        for index, message in enumerate(self._pending[: self._batch_max]):
+        for observation in self._pending[: self._batch_max]:
+            message = observation.to_wire(batch.observations.add())
             size += message.ByteSize() + 8  # field tag and length prefix
-            if size > MAX_BATCH_BYTES and index > 0:
-                return self._pending[:index]
-        return self._pending[: self._batch_max]
+            if size > MAX_BATCH_BYTES and len(batch.observations) > 1:
+                del batch.observations[-1]
+                break
+        return batch
 
-    def _write_audit(self, chunk: list[pb.Observation], sequence: int) -> None:
+    def _write_audit(self, chunk: list[Observation], sequence: int) -> None:
         """One line per observation: what the agent produced, to compare with the collector."""
         if self._audit is None:
             return

@@ -75,7 +75,7 @@ class PushedChecks:
             return up.ConfigStatus(version=push.version, accepted=True)
         try:
             data = yaml_events.load(push.checks_yaml) if push.checks_yaml.strip() else []
-        except yaml.YAMLError as exc:
+        except Exception as exc:  # YAMLError, and ValueError for `!!int abc`
             return _rejected(push.version, f"checks_yaml is not valid YAML: {exc}")
         return self._apply(push.version, data, save=True)
 
@@ -87,11 +87,12 @@ class PushedChecks:
             self._refuse_local_ids(checks)
             changed = [c for c in checks if self.checks.get(c.id) != c]
             probes = [self._build(check) for check in changed]
-        except (AgentError, ValueError) as exc:
+        except (AgentError, ValueError, TypeError) as exc:
             log.error("pushed checks version %s rejected: %s", version, exc)
             return _rejected(version, str(exc))
         wanted = {c.id for c in checks}
-        self._retire({c.id for c in changed} | (set(self.checks) - wanted))
+        replaced = {c.id for c in changed if c.id in self.checks}
+        self._retire(replaced | (set(self.checks) - wanted))
         self._add(probes)
         self.checks = {c.id: c for c in checks}
         self.version = version

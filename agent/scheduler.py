@@ -142,7 +142,11 @@ class Scheduler:
         try:
             await self._wakeup
         finally:
-            timer.cancel()
+            # Cancel only a timer that has not fired: cancelling a fired one
+            # still counts as a cancellation in asyncio's bookkeeping and makes
+            # it rebuild its timer heap needlessly.
+            if loop.time() < timer.when():
+                timer.cancel()
             self._wakeup = None
 
     def _push(self, when: float, what: int, index: int, payload: Probe | _Running) -> None:

@@ -29,6 +29,7 @@ small entry per segment in memory, never the spooled batches themselves.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import logging
 import os
@@ -40,7 +41,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.errors import SpoolError
-from slawatch.v1 import observation_pb2 as pb
 from slawatch.v1 import uplink_pb2 as up
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,8 @@ _META = struct.Struct("<QIqqqqB")
 MAX_RECORD = 8 << 20
 SEGMENT_SUFFIX = ".seg"
 MIN_SEGMENT_BYTES = 4 << 10
+# The collector accepts at most 64 drop reports in one batch.
+MAX_DROPS_PER_BATCH = 64
 MAX_SEGMENT_BYTES = 1 << 20
 
 
@@ -174,6 +176,8 @@ class Spool:
         self._acked_ahead: set[int] = set()
         self._segments: list[_Segment] = []
         self._pending_drops: list[up.SpoolDrop] = []
+        # Dropped segments whose report is not on disk yet (a write failed).
+        self._doomed: list[_Segment] = []
         self._active: int | None = None  # fd of the last segment, open for append
         self._recover()
         last = self._segments[-1].last_sequence if self._segments else 0
@@ -228,10 +232,12 @@ class Spool:
             segment = self._scan(path, dropped_ranges)
             if segment is not None:
                 self._segments.append(segment)
+        # Drops remove whole segments, so a segment that overlaps a reported
+        # range was being dropped when the agent stopped: finish that.
         for first, last in dropped_ranges:
             self._segments = [
                 s for s in self._segments
-                if not (first <= s.first_sequence and s.last_sequence <= last and _unlink(s))
+                if not (s.first_sequence <= last and first <= s.last_sequence and _unlink(s))
             ]  # fmt: skip
         self._delete_acked_segments()
         self.stats.recovered_batches = self.unacked_batches
@@ -263,29 +269,26 @@ class Spool:
 
     # -- writing ----------------------------------------------------------
 
-    def append(
-        self,
-        observations: Sequence[pb.Observation],
-        window_start_ns: int,
-        window_end_ns: int,
-    ) -> int:
-        """Seal these observations into the next batch, durably; return its sequence."""
-        batch = up.ObservationBatch(
-            sequence=self._next_sequence,
-            observations=observations,
-            window_start_unix_ns=window_start_ns,
-            window_end_unix_ns=window_end_ns,
-        )
+    def append(self, batch: up.ObservationBatch) -> int:
+        """Seal the batch (its observations and window filled in) as the next one,
+        durably: its sequence and pending drop reports are set here. Returns the
+        sequence."""
+        batch.sequence = self._next_sequence
+        window_end_ns = batch.window_end_unix_ns
+        del batch.spool_drops[:]
         record_size = batch.ByteSize() + _FRAME.size + _META.size
-        doomed = self._choose_drops(record_size, window_end_ns)
-        batch.spool_drops.extend(self._pending_drops)
+        self._doomed += self._choose_drops(record_size, window_end_ns)
+        self._pending_drops = merge_drops(self._pending_drops)
+        reports = self._pending_drops[:MAX_DROPS_PER_BATCH]
+        batch.spool_drops.extend(reports)
         meta = _meta_of(batch)
         record = _encode(meta, batch.SerializeToString())
         self._write(record, meta)
-        self._pending_drops.clear()
-        # Only now that the report is on disk may the dropped segments go.
-        for segment in doomed:
+        del self._pending_drops[: len(reports)]  # the rest go with the next batches
+        # Only now that the reports are on disk may the dropped segments go.
+        for segment in self._doomed:
             _unlink(segment)
+        self._doomed.clear()
         self._next_sequence += 1
         self.stats.batches_appended += 1
         return batch.sequence
@@ -298,7 +301,9 @@ class Spool:
             self._active = self._open_segment(segment.path)
         assert self._active is not None
         try:
-            os.write(self._active, record)
+            written = os.write(self._active, record)
+            if written != len(record):  # a full disk may write part without an error
+                raise OSError(errno.ENOSPC, f"short write ({written} of {len(record)} bytes)")
             os.fsync(self._active)
         except OSError as exc:
             # Cut back what may have been half-written: the segment stays readable.
@@ -431,10 +436,22 @@ class Spool:
         if sequence <= self._acked:
             return
         self._acked_ahead.add(sequence)
-        while self._acked + 1 in self._acked_ahead or self._is_gap(self._acked + 1):
-            self._acked += 1
-            self._acked_ahead.discard(self._acked)
+        while True:
+            following = self._acked + 1
+            if following in self._acked_ahead:
+                self._acked = following
+                self._acked_ahead.discard(following)
+            elif self._is_gap(following):
+                self._acked = self._end_of_gap(following)
+            else:
+                break
+        self._acked_ahead = {s for s in self._acked_ahead if s > self._acked}
         self._delete_acked_segments()
+
+    def _end_of_gap(self, sequence: int) -> int:
+        """The last sequence of the gap (dropped batches) that starts at ``sequence``."""
+        later = [s.first_sequence for s in self._segments if s.first_sequence > sequence]
+        return min(later, default=self._next_sequence) - 1
 
     def _is_acked(self, sequence: int) -> bool:
         return sequence <= self._acked or sequence in self._acked_ahead
@@ -454,6 +471,12 @@ class Spool:
         except OSError as exc:
             log.error("spool: cannot keep rejected batch %d: %s", batch.sequence, exc.strerror)
         self.stats.batches_set_aside += 1
+        # Nothing of it reaches the store: its own drop reports go with the next
+        # batch, and so does a report of it, so the gap it leaves is explained.
+        self._pending_drops.extend(batch.spool_drops)
+        refused = up.SpoolDrop(reason=up.SpoolDrop.REASON_REJECTED, dropped_unix_ns=time.time_ns())
+        _extend_drop(refused, _meta_of(batch))
+        self._pending_drops.append(refused)
         self.ack(batch.sequence)
         return path
 
@@ -461,8 +484,10 @@ class Spool:
         while self._segments and self._segments[0].last_sequence <= self._acked:
             if len(self._segments) == 1 and self._segments[0].size < self.bounds.segment_bytes:
                 break  # still being appended to
-            _unlink(self._pop_oldest())
+            # The watermark first: with no segment left, it is what keeps the
+            # next start from reusing the deleted batches' sequences.
             self._save_acked()
+            _unlink(self._pop_oldest())
 
     def _save_acked(self) -> None:
         if self._acked != self._acked_on_disk:
@@ -475,6 +500,38 @@ class Spool:
             self._save_acked()
         self._close_active()
         os.close(self._lock_fd)
+
+
+def merge_drops(drops: Sequence[up.SpoolDrop]) -> list[up.SpoolDrop]:
+    """Reports of touching sequence ranges with the same reason, as one report each
+    (a spool that turns over many times still sends few reports)."""
+    merged: list[up.SpoolDrop] = []
+    for drop in sorted(drops, key=lambda d: d.first_sequence):
+        last = merged[-1] if merged else None
+        if (
+            last is None
+            or last.reason != drop.reason
+            or last.last_sequence + 1 < drop.first_sequence
+        ):
+            merged.append(up.SpoolDrop())
+            merged[-1].CopyFrom(drop)
+            continue
+        _absorb(last, drop)
+    return merged
+
+
+def _absorb(into: up.SpoolDrop, drop: up.SpoolDrop) -> None:
+    into.last_sequence = max(into.last_sequence, drop.last_sequence)
+    into.batches += drop.batches
+    into.dropped_unix_ns = max(into.dropped_unix_ns, drop.dropped_unix_ns)
+    into.window_end_unix_ns = max(into.window_end_unix_ns, drop.window_end_unix_ns)
+    if drop.observations:
+        starts = [drop.first_start_unix_ns] + (
+            [into.first_start_unix_ns] if into.observations else []
+        )
+        into.first_start_unix_ns = min(starts)
+        into.last_start_unix_ns = max(into.last_start_unix_ns, drop.last_start_unix_ns)
+        into.observations += drop.observations
 
 
 def _extend_drop(drop: up.SpoolDrop, meta: RecordMeta) -> None:

@@ -27,7 +27,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from collector.ingest.config_push import ConfigDistributor
-from collector.store.coverage import REASON_NAMES
+from collector.store.coverage import DropLoss
 from collector.store.sqlite import ERROR_CLASS_NAMES, KIND_NAMES, OUTCOME_NAMES
 from slawatch.v1 import observation_pb2 as pb
 from slawatch.v1 import uplink_pb2 as up
@@ -369,11 +369,12 @@ class CollectorMetrics:
         for o in observations:
             self._observe(agent_id, o)
 
-    def spool_drops(self, agent_id: str, drops: list[up.SpoolDrop]) -> None:
-        """Counted when the carrying batch is stored, so a resent batch counts once."""
-        for drop in drops:
-            self.observations_dropped.labels(agent_id).inc(drop.observations)
-            self.batches_dropped.labels(agent_id, REASON_NAMES[drop.reason]).inc(drop.batches)
+    def spool_drops(self, agent_id: str, losses: list[DropLoss]) -> None:
+        """Counted when the carrying batch is stored, so a resent batch counts once;
+        what the collector had anyway (stored, or reported before) is not counted."""
+        for loss in losses:
+            self.observations_dropped.labels(agent_id).inc(loss.observations)
+            self.batches_dropped.labels(agent_id, loss.reason).inc(loss.batches)
 
     def config_status(self, agent_id: str, status: up.ConfigStatus) -> None:
         self._agent(agent_id).config_status = status

@@ -274,7 +274,7 @@ class UplinkService(up_grpc.UplinkServicer):
                 sequence=batch.sequence, status=up.BatchAck.STATUS_REJECTED, reason=str(exc)
             )
         try:
-            result = await self._store.write_batch(agent_id, epoch, batch, now)
+            result, losses = await self._store.write_batch(agent_id, epoch, batch, now)
         except StoreError as exc:
             log.error("agent %s batch %d not stored: %s", agent_id, batch.sequence, exc)
             await context.abort(grpc.StatusCode.UNAVAILABLE, "store failed; resend later")
@@ -282,7 +282,7 @@ class UplinkService(up_grpc.UplinkServicer):
             self._metrics.batches.labels("duplicate").inc()
             return up.BatchAck(sequence=batch.sequence, status=up.BatchAck.STATUS_DUPLICATE)
         self._metrics.stored(agent_id, list(batch.observations))
-        self._metrics.spool_drops(agent_id, list(batch.spool_drops))
+        self._metrics.spool_drops(agent_id, losses)
         return up.BatchAck(sequence=batch.sequence, status=up.BatchAck.STATUS_ACCEPTED)
 
     async def _handle_report(

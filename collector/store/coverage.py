@@ -37,9 +37,10 @@ CREATE TABLE spool_drops (
     last_sequence        INTEGER NOT NULL,
     batches              INTEGER NOT NULL,
     observations         INTEGER NOT NULL,
-    -- Of those, observations the collector had stored already: batches sent
-    -- before the drop whose ack was lost. The loss is the difference.
-    observations_stored  INTEGER NOT NULL,
+    -- Of those, observations the collector knew of already: in batches it had
+    -- stored (sent before the drop, the ack lost), or in an earlier report of
+    -- a range inside this one (carried forward). The loss is the difference.
+    observations_accounted INTEGER NOT NULL,
     first_start_ns       INTEGER NOT NULL,
     last_start_ns        INTEGER NOT NULL,
     window_start_ns      INTEGER NOT NULL,
@@ -94,34 +95,69 @@ def merge_window(conn: sqlite3.Connection, agent_id: str, start_ns: int, end_ns:
     conn.execute("INSERT INTO coverage VALUES (?, ?, ?)", (agent_id, merged_start, merged_end))
 
 
+@dataclass(frozen=True, slots=True)
+class DropLoss:
+    """What one stored drop report adds to what is known lost."""
+
+    reason: str
+    batches: int
+    observations: int
+
+
 def insert_drops(
     conn: sqlite3.Connection,
     agent_id: str,
     epoch: int,
     batch: up.ObservationBatch,
     now_ns: int,
-) -> None:
-    conn.executemany(
-        "INSERT INTO spool_drops VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
+) -> list[DropLoss]:
+    """Store the batch's drop reports; return what each adds to the known loss."""
+    losses = []
+    for d in batch.spool_drops:
+        batches, observations = _accounted(conn, agent_id, epoch, d)
+        conn.execute(
+            "INSERT INTO spool_drops VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (agent_id, epoch, batch.sequence, REASON_NAMES[d.reason], d.dropped_unix_ns,
-             d.first_sequence, d.last_sequence, d.batches, d.observations,
-             _already_stored(conn, agent_id, epoch, d),
+             d.first_sequence, d.last_sequence, d.batches, d.observations, observations,
              d.first_start_unix_ns, d.last_start_unix_ns, d.window_start_unix_ns,
-             d.window_end_unix_ns, now_ns)
-            for d in batch.spool_drops
-        ],
-    )  # fmt: skip
+             d.window_end_unix_ns, now_ns),
+        )  # fmt: skip
+        losses.append(
+            DropLoss(REASON_NAMES[d.reason], max(0, d.batches - batches),
+                     max(0, d.observations - observations))
+        )  # fmt: skip
+    return losses
 
 
-def _already_stored(conn: sqlite3.Connection, agent_id: str, epoch: int, d: up.SpoolDrop) -> int:
-    """Observations of the dropped range the collector has anyway (their ack was lost)."""
-    row = conn.execute(
-        "SELECT coalesce(sum(observations), 0) FROM batches "
-        "WHERE agent_id=? AND sequence_epoch=? AND sequence BETWEEN ? AND ?",
+def _accounted(
+    conn: sqlite3.Connection, agent_id: str, epoch: int, d: up.SpoolDrop
+) -> tuple[int, int]:
+    """(batches, observations) of the dropped range the collector knows of anyway:
+    stored batches (their ack was lost) and the losses of earlier reports inside the
+    range (a report carried forward when the batch carrying it was dropped after
+    being sent)."""
+    batches, observations = _stored_in(conn, agent_id, epoch, d.first_sequence, d.last_sequence)
+    earlier = conn.execute(
+        "SELECT first_sequence, last_sequence, batches, observations - observations_accounted"
+        " FROM spool_drops WHERE agent_id=? AND sequence_epoch=? AND first_sequence>=? "
+        "AND last_sequence<=?",
         (agent_id, epoch, d.first_sequence, d.last_sequence),
+    ).fetchall()
+    for first, last, reported_batches, lost_observations in earlier:
+        batches += reported_batches - _stored_in(conn, agent_id, epoch, first, last)[0]
+        observations += lost_observations
+    return batches, observations
+
+
+def _stored_in(
+    conn: sqlite3.Connection, agent_id: str, epoch: int, first: int, last: int
+) -> tuple[int, int]:
+    row = conn.execute(
+        "SELECT count(*), coalesce(sum(observations), 0) FROM batches "
+        "WHERE agent_id=? AND sequence_epoch=? AND sequence BETWEEN ? AND ?",
+        (agent_id, epoch, first, last),
     ).fetchone()
-    return int(row[0])
+    return int(row[0]), int(row[1])
 
 
 def coverage(conn: sqlite3.Connection, agent_id: str, start_ns: int, end_ns: int) -> list[Interval]:
@@ -158,7 +194,7 @@ class DropRecord:
     last_sequence: int
     batches: int
     observations: int
-    observations_stored: int
+    observations_accounted: int
     first_start_ns: int
     last_start_ns: int
     window_start_ns: int
@@ -167,7 +203,7 @@ class DropRecord:
 
     @property
     def observations_lost(self) -> int:
-        return self.observations - self.observations_stored
+        return self.observations - self.observations_accounted
 
 
 def spool_drops(

@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 from google.protobuf import json_format
 
 from collector.errors import StoreError
-from collector.store.coverage import SCHEMA_STEP_3, insert_drops, merge_window
+from collector.store.coverage import SCHEMA_STEP_3, DropLoss, insert_drops, merge_window
 from slawatch.v1 import observation_pb2 as pb
 from slawatch.v1 import uplink_pb2 as up
 
@@ -281,23 +281,24 @@ class Store:
 
     async def write_batch(
         self, agent_id: str, epoch: int, batch: up.ObservationBatch, now_ns: int
-    ) -> BatchResult:
+    ) -> tuple[BatchResult, list[DropLoss]]:
+        """Store the batch (or find it stored); the loss its drop reports add."""
         rows = [observation_row(agent_id, epoch, batch.sequence, o) for o in batch.observations]
 
-        def action(conn: sqlite3.Connection) -> BatchResult:
+        def action(conn: sqlite3.Connection) -> tuple[BatchResult, list[DropLoss]]:
             try:
                 conn.execute(
                     "INSERT INTO batches VALUES (?, ?, ?, ?, ?)",
                     (agent_id, epoch, batch.sequence, now_ns, len(rows)),
                 )
             except sqlite3.IntegrityError:
-                return BatchResult.DUPLICATE
+                return BatchResult.DUPLICATE, []
             conn.executemany(_INSERT_OBSERVATION, rows)
             # Same savepoint as the batch row: drops and coverage are stored with the
             # batch or not at all, and a duplicate adds nothing.
-            insert_drops(conn, agent_id, epoch, batch, now_ns)
+            losses = insert_drops(conn, agent_id, epoch, batch, now_ns)
             merge_window(conn, agent_id, batch.window_start_unix_ns, batch.window_end_unix_ns)
-            return BatchResult.STORED
+            return BatchResult.STORED, losses
 
         return await self._submit(action)
 

@@ -149,9 +149,9 @@ def assert_exactly_delivered(rig: Rig) -> tuple[int, int]:
         if d["sequence_epoch"] == epoch and d["first_sequence"] <= sequence <= d["last_sequence"]
     }  # fmt: skip
     # A batch sent before it was dropped may have been stored (its ack lost):
-    # the collector counts those, and they are not lost.
+    # the collector accounts for those, and they are not lost.
     dropped = in_dropped_batches - set(got)
-    assert sum(d["observations"] - d["observations_stored"] for d in drops) == len(dropped)
+    assert sum(d["observations"] - d["observations_accounted"] for d in drops) == len(dropped)
     assert missing == dropped, (
         f"{len(missing)} observations missing, {len(dropped)} reported dropped; "
         f"unexplained: {sorted(missing - dropped)[:5]}"

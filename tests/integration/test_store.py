@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from collector.errors import StoreError
-from collector.store.coverage import coverage, last_config_status, spool_drops
+from collector.store.coverage import DropLoss, coverage, last_config_status, spool_drops
 from collector.store.sqlite import MIGRATIONS, SCHEMA_VERSION, BatchResult, Store
 from slawatch.v1 import observation_pb2 as pb
 from slawatch.v1 import uplink_pb2 as up
@@ -85,9 +85,8 @@ def test_version_2_store_gains_coverage_drops_and_config_status(tmp_path: Path) 
     store = Store(db)
 
     async def write() -> BatchResult:
-        return await store.write_batch(
-            "a", 1, windowed_batch(2, NOW - 4 * SECOND, NOW, size_drop(1, 1)), NOW
-        )
+        batch = windowed_batch(2, NOW - 4 * SECOND, NOW, size_drop(1, 1))
+        return (await store.write_batch("a", 1, batch, NOW))[0]
 
     try:
         # The old batch 1 is still the dedupe key; the new batch stores drops and coverage.
@@ -121,7 +120,7 @@ def test_drops_and_windows_are_stored_once_and_with_their_batch(tmp_path: Path) 
 
     async def scenario() -> list[BatchResult]:
         # Resent after a reconnect, batch 3 is a duplicate: its drop must not be stored twice.
-        results = [await store.write_batch("a", 1, b, NOW) for b in (first, first, *later)]
+        results = [(await store.write_batch("a", 1, b, NOW))[0] for b in (first, first, *later)]
         await store.write_config_status("a", up.ConfigStatus(version="v1", accepted=True), NOW)
         await store.write_config_status(
             "a", up.ConfigStatus(version="v2", accepted=False, reason="checks[0]: bad"), NOW + 1
@@ -165,3 +164,29 @@ def test_a_failing_write_leaves_nothing_of_the_batch(tmp_path: Path) -> None:
     with sqlite3.connect(db) as conn:
         for table in ("batches", "observations", "spool_drops", "coverage"):
             assert conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0, table
+
+
+def test_a_drop_counts_only_what_the_collector_does_not_have(tmp_path: Path) -> None:
+    """Batch 2 was stored but its ack lost, then the agent dropped batches 1-3 (7
+    observations); the report of 1-3 was carried into a wider one of 1-6 (19)."""
+    store = Store(tmp_path / "c.db")
+
+    async def scenario() -> list[list[DropLoss]]:
+        await store.write_batch("a", 1, windowed_batch(2, NOW - 2 * SECOND, NOW - SECOND), NOW)
+        first = windowed_batch(4, NOW - SECOND, NOW, size_drop(1, 3, observations=7))
+        wider = windowed_batch(7, NOW - SECOND, NOW, size_drop(1, 6, observations=19))
+        return [(await store.write_batch("a", 1, b, NOW))[1] for b in (first, wider)]
+
+    try:
+        first, wider = asyncio.run(scenario())
+    finally:
+        store.close()
+    # Batch 2 (1 observation) is stored: batches 1 and 3, 6 observations lost. The
+    # wider report adds 1-6 minus the stored batches 2 and 4 (the first report's
+    # carrier, stored before its ack was lost) minus what the first report counted:
+    # batches 5 and 6, 19 - 2 - 6 = 11 observations.
+    assert first == [DropLoss("size", 2, 6)]
+    assert wider == [DropLoss("size", 2, 11)]
+    with sqlite3.connect(tmp_path / "c.db") as conn:
+        lost = sum(d.observations_lost for d in spool_drops(conn, "a"))
+    assert lost == 6 + 11

@@ -38,6 +38,27 @@ def test_valid_config_loads_with_defaults() -> None:
     assert isinstance(config, AgentConfig)
     assert config.collector.address == "127.0.0.1:4317"
     assert config.checks[0].packets == 5
+    assert config.spool.dir == "slawatch-data/spool-node-1"
+    assert config.spool.max_bytes == 256 << 20
+
+
+@pytest.mark.parametrize(
+    ("spool", "max_bytes", "max_age"),
+    [
+        ({"max_bytes": "64KiB", "max_age": "90s"}, 64 << 10, 90.0),
+        ({"max_bytes": "1 GB", "max_age": "15m"}, 10**9, 900.0),
+        ({"max_bytes": 1048576, "max_age": "12h"}, 1 << 20, 43_200.0),
+        ({"max_bytes": "2GiB", "max_age": "7d"}, 2 << 30, 604_800.0),
+        ({"max_age": 3600.5}, 256 << 20, 3600.5),
+    ],
+)
+def test_spool_bounds_take_units(spool: dict[str, Any], max_bytes: int, max_age: float) -> None:
+    config = config_from_mapping(_config(spool={"dir": "/var/spool/x", **spool}))
+    assert (config.spool.dir, config.spool.max_bytes, config.spool.max_age) == (
+        "/var/spool/x",
+        max_bytes,
+        max_age,
+    )
 
 
 @pytest.mark.parametrize(
@@ -60,6 +81,13 @@ def test_valid_config_loads_with_defaults() -> None:
         ({"collector": {"address": "nowhere"}}, "collector"),
         ({"labels": {"bad-key": "x"}}, "labels"),
         ({"jitter": 1.5}, "jitter"),
+        ({"spool": {"max_bytes": "10KiB"}}, "spool.max_bytes: 10KiB is outside"),
+        ({"spool": {"max_bytes": "lots"}}, "spool.max_bytes: 'lots' is not a size"),
+        ({"spool": {"max_age": "5q"}}, "spool.max_age: '5q' is not a duration"),
+        ({"spool": {"max_age": 30}}, "spool.max_age: 30 is outside"),
+        ({"spool": {"dir": ""}}, "spool.dir"),
+        ({"spool": {"depth": 3}}, "spool.depth: unknown setting"),
+        ({"collector": {"insecure": True, "buffer_max": 5}}, "collector.buffer_max: unknown"),
     ],
 )
 def test_invalid_config_names_the_field(overrides: dict[str, Any], expected: str) -> None:

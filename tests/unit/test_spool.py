@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from agent.errors import SpoolError
-from agent.spool import SEGMENT_SUFFIX, Spool, SpoolBounds, read_records
+from agent.spool import SEGMENT_SUFFIX, Spool, SpoolBounds, merge_drops, read_records
 from slawatch.v1 import observation_pb2 as pb
 from slawatch.v1 import uplink_pb2 as up
 
@@ -25,7 +26,9 @@ def _observations(count: int, start_ns: int, padding: int = 0) -> list[pb.Observ
 
 def _append(spool: Spool, count: int = 3, padding: int = 0, now_ns: int | None = None) -> int:
     now = now_ns or time.time_ns()
-    return spool.append(_observations(count, now - 10**9, padding), now - 10**9, now)
+    batch = up.ObservationBatch(window_start_unix_ns=now - 10**9, window_end_unix_ns=now)
+    batch.observations.extend(_observations(count, now - 10**9, padding))
+    return spool.append(batch)
 
 
 def _read_all(spool: Spool) -> list[up.ObservationBatch]:
@@ -182,6 +185,8 @@ def test_a_drop_interrupted_before_the_unlink_is_finished_at_restart(tmp_path: P
     spool = Spool(tmp_path / "s", SMALL)
     while len(list((tmp_path / "s").glob(f"*{SEGMENT_SUFFIX}"))) < 16:
         _append(spool, padding=300)
+    for sequence in (1, 2, 3):  # the oldest segment starts with acked batches
+        spool.ack(sequence)
     shutil.copytree(tmp_path / "s", tmp_path / "before", ignore=shutil.ignore_patterns("lock"))
     while not spool.stats.batches_dropped:
         _append(spool, padding=300)
@@ -213,3 +218,59 @@ def test_a_rejected_batch_is_kept_aside_and_not_resent(tmp_path: Path) -> None:
     assert [b.sequence for b in _read_all(spool)] == [3]
     assert up.ObservationBatch.FromString(kept.read_bytes()).sequence == 2
     assert "negative" in kept.with_suffix(".reason").read_text()
+    # The next batch says the refused one is gone, so its gap is explained.
+    _append(spool)
+    (report,) = _reported(_read_all(spool))
+    assert report.reason == up.SpoolDrop.REASON_REJECTED
+    assert (report.first_sequence, report.last_sequence, report.observations) == (2, 2, 3)
+
+
+def test_acked_segments_never_let_a_sequence_be_reused(tmp_path: Path) -> None:
+    """Every segment acked and deleted, then the agent killed (no close): the next
+    start must go on after the last sequence, or the collector would take new
+    batches for duplicates."""
+    spool = Spool(tmp_path, SpoolBounds(max_bytes=1 << 20))
+    last = 0
+    while len(list(tmp_path.glob(f"*{SEGMENT_SUFFIX}"))) < 3:
+        last = _append(spool, padding=200)
+    for sequence in range(1, last + 1):
+        spool.ack(sequence)
+    os.close(spool._lock_fd)  # a kill -9: nothing saved at exit
+    again = Spool(tmp_path, SpoolBounds(max_bytes=1 << 20))
+    assert _append(again) > last
+
+
+def test_many_drops_are_merged_and_spread_over_batches(tmp_path: Path) -> None:
+    """Every other batch acked (holes), then one huge batch forces most of the spool
+    out at once: more runs than one batch may carry (64); every one still reported."""
+    spool = Spool(tmp_path, SMALL)
+    appended: dict[int, int] = {}
+    while len(appended) < 300:
+        appended[_append(spool, count=1, padding=100)] = 1
+    for sequence in appended:
+        if sequence % 2:
+            spool.ack(sequence)
+    huge = _append(spool, count=1, padding=SMALL.max_bytes // 2)
+    follow = [_append(spool, count=1) for _ in range(3)]
+    kept = _read_all(spool)
+    assert max(len(b.spool_drops) for b in kept) == 64
+    drops = _reported(kept)
+    dropped = {s for d in drops for s in range(d.first_sequence, d.last_sequence + 1)}
+    unacked = {s for s in appended if not s % 2}
+    assert dropped | ({b.sequence for b in kept} & unacked) == unacked
+    assert sum(d.observations for d in drops) == len(dropped)
+    assert huge in {b.sequence for b in kept}
+    assert follow[-1] in {b.sequence for b in kept}
+
+
+def test_merge_drops_joins_touching_runs_of_one_reason() -> None:
+    def drop(first: int, last: int, reason: int = up.SpoolDrop.REASON_SIZE) -> up.SpoolDrop:
+        return up.SpoolDrop(reason=reason, first_sequence=first, last_sequence=last,
+                            batches=last - first + 1, observations=2 * (last - first + 1),
+                            first_start_unix_ns=first, last_start_unix_ns=last)  # fmt: skip
+
+    merged = merge_drops([drop(5, 9), drop(1, 4), drop(11, 12), drop(13, 13, 2)])
+    assert [(d.first_sequence, d.last_sequence, d.batches, d.observations) for d in merged] == [
+        (1, 9, 9, 18), (11, 12, 2, 4), (13, 13, 1, 2),
+    ]  # fmt: skip
+    assert (merged[0].first_start_unix_ns, merged[0].last_start_unix_ns) == (1, 9)

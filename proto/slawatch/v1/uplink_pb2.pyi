@@ -88,9 +88,11 @@ class SpoolDrop(_message.Message):
         REASON_UNSPECIFIED: _ClassVar[SpoolDrop.Reason]
         REASON_SIZE: _ClassVar[SpoolDrop.Reason]
         REASON_AGE: _ClassVar[SpoolDrop.Reason]
+        REASON_REJECTED: _ClassVar[SpoolDrop.Reason]
     REASON_UNSPECIFIED: SpoolDrop.Reason
     REASON_SIZE: SpoolDrop.Reason
     REASON_AGE: SpoolDrop.Reason
+    REASON_REJECTED: SpoolDrop.Reason
     REASON_FIELD_NUMBER: _ClassVar[int]
     DROPPED_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
     FIRST_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
