@@ -34,9 +34,10 @@ from tests.lab.netlab import Host, Lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
-# How long the partition lasts: longer than the keepalive timeouts on both
-# sides (agent 30+10 s, collector 60+20 s), so both notice the dead stream.
-PARTITION_SECONDS = float(os.environ.get("SLAWATCH_PARTITION_SECONDS", "100"))
+# How long the partition lasts: "a few minutes" (issue 4), longer than the
+# keepalive timeouts on both sides (agent 30+10 s, collector 60+20 s), so
+# both notice the dead stream, and longer than the agent's longest backoff.
+PARTITION_SECONDS = float(os.environ.get("SLAWATCH_PARTITION_SECONDS", "180"))
 
 
 @dataclass
