@@ -170,8 +170,12 @@ class Spool:
         self.bounds = bounds
         self.stats = SpoolStats()
         self._lock_fd = self._lock(directory)
-        self.epoch = self._read_or_make_epoch()
-        self._acked = self._read_int("acked")
+        try:
+            self.epoch = self._read_or_make_epoch()
+            self._acked = self._read_int("acked")
+        except BaseException:
+            os.close(self._lock_fd)
+            raise
         self._acked_on_disk = self._acked
         self._acked_ahead: set[int] = set()
         self._segments: list[_Segment] = []
@@ -215,14 +219,19 @@ class Spool:
 
     def _read_or_make_epoch(self) -> int:
         epoch = self._read_int("epoch")
-        if epoch <= 0:
-            # A new spool: nothing of an earlier epoch can be resent, so a fresh
-            # epoch keeps (agent, epoch, sequence) unique at the collector.
-            epoch = time.time_ns()
-            _write_atomically(self.directory / "epoch", f"{epoch}\n")
-            for stale in self.directory.glob(f"*{SEGMENT_SUFFIX}"):
-                stale.unlink()
-            (self.directory / "acked").unlink(missing_ok=True)
+        if epoch > 0:
+            return epoch
+        if any(self.directory.glob(f"*{SEGMENT_SUFFIX}")):
+            # Batches without their epoch can be neither resent (they might be
+            # stored already) nor dropped silently: a person has to decide.
+            raise SpoolError(
+                f"spool {self.directory} has batches but no epoch file; move the folder "
+                "aside (its batches cannot be sent) and start again"
+            )
+        # A new spool: a fresh epoch keeps (agent, epoch, sequence) unique.
+        epoch = time.time_ns()
+        _write_atomically(self.directory / "epoch", f"{epoch}\n")
+        (self.directory / "acked").unlink(missing_ok=True)
         return epoch
 
     def _recover(self) -> None:

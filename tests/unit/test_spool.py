@@ -114,6 +114,16 @@ def test_a_wiped_spool_starts_a_new_epoch(tmp_path: Path) -> None:
     assert _append(second) == 1
 
 
+def test_batches_without_their_epoch_are_refused_not_lost(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, SpoolBounds())
+    _append(spool)
+    spool.close()
+    (tmp_path / "epoch").unlink()
+    with pytest.raises(SpoolError, match="has batches but no epoch file"):
+        Spool(tmp_path, SpoolBounds())
+    assert list(tmp_path.glob(f"*{SEGMENT_SUFFIX}"))
+
+
 def _reported(batches: list[up.ObservationBatch]) -> list[up.SpoolDrop]:
     return [drop for batch in batches for drop in batch.spool_drops]
 
