@@ -9,7 +9,9 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -19,6 +21,8 @@ from collector.ingest.validate import Limits
 from collector.local_agent import start_local_agent, stop_local_agent
 from collector.server import CollectorServer, CollectorSettings
 from collector.summary import check_summaries, format_table
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _fail(message: str) -> None:
@@ -31,6 +35,18 @@ def _host_port(value: str, option: str) -> tuple[str, int]:
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535 or not host:
         raise click.BadParameter(f"{value!r} is not HOST:PORT", param_hint=option)
     return host.strip("[]"), int(port)
+
+
+def _db_option(help_text: str, must_exist: bool = False) -> Callable[[F], F]:
+    """``--db``: the same store, by default, for every command that uses one."""
+    return click.option(
+        "--db",
+        "db_path",
+        default="slawatch-data/collector.db",
+        show_default=True,
+        type=click.Path(dir_okay=False, exists=must_exist, path_type=Path),
+        help=help_text,
+    )
 
 
 @click.group()
@@ -52,14 +68,7 @@ def main(log_level: str) -> None:
 @click.option(
     "--listen", default="127.0.0.1:4317", show_default=True, help="gRPC address agents connect to."
 )
-@click.option(
-    "--db",
-    "db_path",
-    default="slawatch-data/collector.db",
-    show_default=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="SQLite store.",
-)
+@_db_option("SQLite store.")
 @click.option(
     "--metrics-listen",
     default="127.0.0.1:9108",
@@ -277,13 +286,7 @@ def pki_issue(agent_id: str, directory: Path, days: int) -> None:
 
 
 @main.command()
-@click.option(
-    "--db",
-    "db_path",
-    default="slawatch-data/collector.db",
-    show_default=True,
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-)
+@_db_option("SQLite store.", must_exist=True)
 @click.option("--since-minutes", default=60.0, show_default=True, type=click.FloatRange(0))
 def summary(db_path: Path, since_minutes: float) -> None:
     """Print a table of stored results per check."""
@@ -292,6 +295,24 @@ def summary(db_path: Path, since_minutes: float) -> None:
         click.echo(format_table(check_summaries(db_path, since_ns)))
     except CollectorError as exc:
         _fail(str(exc))
+
+
+@main.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@_db_option("SQLite store (created if missing).")
+def import_file(file: Path, db_path: Path) -> None:
+    """Import FILE (JSON Lines, docs/import-format.md) into the store: service items,
+    observations, maintenance, tickets, overrides. Any problem imports nothing: exit 2
+    listing every problem by line."""
+    from collector.sla.importer import format_counts
+    from collector.sla.importer import import_file as run_import
+
+    try:
+        counts = run_import(file, db_path)
+    except CollectorError as exc:
+        _fail(str(exc))
+        return
+    click.echo(f"{file}: imported into {db_path}\n{format_counts(counts)}")
 
 
 @main.group()

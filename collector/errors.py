@@ -2,8 +2,11 @@
 
 CollectorError
 ├── ConfigError       bad command-line option or configuration value
-│   └── InventoryError  the inventory file is invalid; carries every problem
-│                       with its field path
+│   ├── InventoryError  the inventory file is invalid; carries every problem
+│   │                   with its field path
+│   ├── PolicyError     an SLA policy file is invalid (every problem, by field)
+│   └── InputFileError  an import file is invalid; carries every problem as
+│                       ``line N: field: message`` (nothing was imported)
 ├── InvalidMessage    an agent sent something that breaks the wire contract;
 │                     carries a rule code (bounded, used as a metric label)
 │                     and a reason naming the field
@@ -50,3 +53,32 @@ class InvalidMessage(CollectorError):
 
 class StoreError(CollectorError):
     """The store failed; nothing of the failed write was kept."""
+
+
+class PolicyError(ConfigError):
+    """An SLA policy cannot be used; ``problems`` names every field at fault."""
+
+    def __init__(self, source: str, problems: Sequence[str]) -> None:
+        self.source = source
+        self.problems = tuple(problems)
+        super().__init__(f"{source}: invalid policy\n  " + "\n  ".join(self.problems))
+
+
+class InputFileError(ConfigError):
+    """An import file (JSON Lines, docs/import-format.md) cannot be imported; nothing was.
+
+    ``problems`` lists every problem found, each as ``line N: field: message``
+    (or, for a file that cannot be read, the reason); ``source`` is the file.
+    """
+
+    # Shown in the message; ``problems`` keeps them all. A file that is wrong
+    # throughout would otherwise print a line per line of input.
+    SHOWN = 200
+
+    def __init__(self, source: str, problems: Sequence[str]) -> None:
+        self.source = source
+        self.problems = tuple(problems)
+        shown = list(self.problems[: self.SHOWN])
+        if len(self.problems) > self.SHOWN:
+            shown.append(f"... and {len(self.problems) - self.SHOWN} more problems")
+        super().__init__(f"{source}: nothing imported\n  " + "\n  ".join(shown))

@@ -78,3 +78,72 @@ def _short(value: object) -> str:
     """A value for a message, cut so that a huge one does not flood the output."""
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def parse_duration_ns(value: object) -> int:
+    """Nanoseconds from seconds (a number) or "90s", "15m", "2h", "3d"."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+    if isinstance(value, bool):
+        raise ValueError(f"{_short(value)} is not a duration")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and value[-1:] in units and _is_number(value[:-1]):
+        seconds = float(value[:-1]) * units[value[-1]]
+    else:
+        raise ValueError(f"{_short(value)} is not a duration (seconds, or e.g. 90s, 15m, 2h, 3d)")
+    if not 0 <= seconds <= 366 * 86_400:
+        raise ValueError(f"{_short(value)} is outside 0 .. 366 days")
+    return round(seconds * 1e9)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+class ValueFields(Fields):
+    """Fields with numbers, flags and durations too (policies, not only the inventory)."""
+
+    def number(self, key: str, default: float, low: float, high: float) -> float:
+        value = self._data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+            self.problem(key, f"must be a number, not {_short(value)}")
+            return default
+        if not low <= value <= high:
+            self.problem(key, f"{value} is outside [{low}, {high}]")
+            return default
+        return float(value)
+
+    def integer(self, key: str, default: int, low: int, high: int) -> int:
+        value = self._data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            self.problem(key, f"must be a whole number in [{low}, {high}], not {_short(value)}")
+            return default
+        return value
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self._data.get(key, default)
+        if not isinstance(value, bool):
+            self.problem(key, f"must be true or false, not {_short(value)}")
+            return default
+        return value
+
+    def duration_ns(self, key: str, default: int | None) -> int | None:
+        value = self._data.get(key)
+        if value is None:
+            return default
+        try:
+            return parse_duration_ns(value)
+        except ValueError as exc:
+            self.problem(key, str(exc))
+            return default
+
+    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self._data.get(key, default)
+        if value not in choices:
+            self.problem(key, f"{_short(value)} is not one of {', '.join(choices)}")
+            return default
+        return str(value)

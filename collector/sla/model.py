@@ -132,6 +132,8 @@ class Outage:
     credit_rule: str
     # Where the cause came from: "observation", "override: <reason>", "maintenance" ...
     cause_source: str = "observation"
+    # A credit for it must be claimed by then (None: no deadline, or no credit).
+    claim_by_ns: int | None = None
 
     @property
     def duration_ns(self) -> int:

@@ -34,6 +34,7 @@ from google.protobuf import json_format
 
 from collector.errors import StoreError
 from collector.store.coverage import SCHEMA_STEP_3, DropLoss, insert_drops, merge_window
+from collector.store.sla_tables import SCHEMA_STEP_4, ImportRecords, TableCount, write_import
 from slawatch.v1 import observation_pb2 as pb
 from slawatch.v1 import uplink_pb2 as up
 
@@ -145,6 +146,7 @@ MIGRATIONS: dict[int, str] = {
     1: "schema.sql",
     2: "ALTER TABLE observations ADD COLUMN detail_json TEXT;",
     3: SCHEMA_STEP_3,  # spool_drops, coverage, config_status
+    4: SCHEMA_STEP_4,  # SLA inputs; observations.cause, .interval_ns
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -323,6 +325,13 @@ class Store:
             conn.execute("UPDATE agents SET last_seen_ns=? WHERE agent_id=?", (now_ns, agent_id))
 
         await self._submit(action)
+
+    async def import_records(self, records: ImportRecords, now_ns: int) -> dict[str, TableCount]:
+        """Store an import file's records in one savepoint: all of them or, on failure, none.
+
+        Per record type, how many the file gave and how many the store lacked.
+        """
+        return await self._submit(lambda conn: write_import(conn, records, now_ns))
 
 
 def _resolve(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:

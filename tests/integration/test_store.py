@@ -94,7 +94,7 @@ def test_version_2_store_gains_coverage_drops_and_config_status(tmp_path: Path) 
     finally:
         store.close()
     with sqlite3.connect(db) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert conn.execute(
             "SELECT check_id, sequence FROM observations ORDER BY id"
         ).fetchall() == [
