@@ -315,6 +315,54 @@ def import_file(file: Path, db_path: Path) -> None:
     click.echo(f"{file}: imported into {db_path}\n{format_counts(counts)}")
 
 
+def _policies_option(function: F) -> F:
+    return click.option(
+        "--policies",
+        "policy_dirs",
+        multiple=True,
+        type=click.Path(file_okay=False, exists=True, path_type=Path),
+        help="A folder of your own policy files (*.yaml, docs/policies.md); repeatable.",
+    )(function)
+
+
+@main.command()
+@click.option("--month", required=True, metavar="YYYY-MM", help="The calendar month.")
+@click.option("--service-item", "item_id", help="Only this service item.")
+@click.option("--format", "fmt", default="markdown", show_default=True,
+              type=click.Choice(["json", "csv", "markdown"]))  # fmt: skip
+@_db_option("SQLite store.", must_exist=True)
+@_policies_option
+def report(
+    month: str, item_id: str | None, fmt: str, db_path: Path, policy_dirs: tuple[Path, ...]
+) -> None:
+    """Each service item's month under its policy: availability, downtime by cause,
+    outages, credit (docs/report-format.md)."""
+    from collector.sla.report import evaluate_from_store, render
+
+    try:
+        text = render(evaluate_from_store(db_path, month, item_id, policy_dirs), fmt)
+        click.echo(text.rstrip("\n"))
+    except CollectorError as exc:
+        _fail(str(exc))
+
+
+@main.command()
+@click.option("--service-item", "item_id", required=True, help="The service item.")
+@click.option("--month", required=True, metavar="YYYY-MM", help="The calendar month.")
+@_db_option("SQLite store.", must_exist=True)
+@_policies_option
+def claim(item_id: str, month: str, db_path: Path, policy_dirs: tuple[Path, ...]) -> None:
+    """The text of a credit request for one service item's month."""
+    from collector.sla.report import claim_text, evaluate_from_store
+
+    try:
+        (item_month,) = evaluate_from_store(db_path, month, item_id, policy_dirs)
+    except CollectorError as exc:
+        _fail(str(exc))
+        return
+    click.echo(claim_text(item_month), nl=False)
+
+
 @main.group()
 def inventory() -> None:
     """The inventory file: sites, nodes, service items and each agent's checks."""

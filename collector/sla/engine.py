@@ -151,7 +151,7 @@ def _month(
         period_start_ns=start,
         period_end_ns=end,
         scheduled_ns=scheduled,
-        excluded_ns=removed,
+        excluded_ns=excluded,
         counted_down_ns=counted,
         unknown_ns=unknown,
         availability=availability,

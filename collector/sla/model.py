@@ -169,8 +169,10 @@ class ItemMonth:
     timezone: str
     period_start_ns: int
     period_end_ns: int
-    # Scheduled time = the period minus time the policy excludes.
+    # Scheduled time = the period minus excluded downtime (and minus unknown time,
+    # when the policy leaves it out).
     scheduled_ns: int
+    # Downtime the policy excludes (causes, accepted maintenance).
     excluded_ns: int
     counted_down_ns: int
     unknown_ns: int
