@@ -75,6 +75,7 @@ class CollectorServer:
         self.metrics = CollectorMetrics(max_check_series=settings.max_check_series)
         self.store = Store(settings.db_path)
         self.store.commit_seconds = self.metrics.commit_seconds.observe
+        self.metrics.watch_sla(settings.db_path)
         self._grpc = grpc.aio.server(options=SERVER_OPTIONS)
         self._health = health_async.HealthServicer()
         self._http: object | None = None

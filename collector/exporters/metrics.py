@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from prometheus_client import (
     CollectorRegistry,
@@ -342,6 +343,12 @@ class CollectorMetrics:
             registry=r,
         )
         r.register(_AgentCollector(self._agents))
+
+    def watch_sla(self, db_path: Path) -> None:
+        """Export each service item's month so far (collector/exporters/sla_metrics.py)."""
+        from collector.exporters.sla_metrics import SlaCollector
+
+        self.registry.register(SlaCollector(db_path))
 
     def watch_inventory(self, distributor: ConfigDistributor) -> None:
         distributor.on_reload = lambda result: self.inventory_reloads.labels(result).inc()

@@ -53,6 +53,26 @@ def evaluate_from_store(
         conn.close()
 
 
+def evaluate_current_months(
+    db_path: Path, now_ns: int, policy_dirs: tuple[Path, ...] = ()
+) -> list[ItemMonth]:
+    """Every service item's month so far: the month of ``now_ns`` in its policy's zone."""
+    policies = load_policies(policy_dirs)
+    conn = connect(db_path, readonly=True)
+    try:
+        months = []
+        for item in load_items(conn):
+            policy = policies.get(item.policy)
+            zone = policy.zone if policy is not None else ZoneInfo("UTC")
+            month = dt.datetime.fromtimestamp(now_ns // 10**9, tz=zone).strftime("%Y-%m")
+            months.append(_evaluate(conn, item, policies, month))
+        return months
+    except sqlite3.OperationalError as exc:
+        raise ConfigError(f"{db_path}: not a slawatch store with service items ({exc})") from None
+    finally:
+        conn.close()
+
+
 def _evaluate(
     conn: sqlite3.Connection, item: ServiceItem, policies: dict[str, Policy], month: str
 ) -> ItemMonth:

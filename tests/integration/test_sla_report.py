@@ -95,3 +95,31 @@ def test_report_refuses_bad_requests_clearly(tmp_path: Path) -> None:
     assert "nope" in missing.stderr
     no_store = _collector("report", "--month", "2026-04", "--db", str(tmp_path / "none.db"))
     assert no_store.returncode == 2
+
+
+def test_service_items_are_exported_for_grafana(tmp_path: Path) -> None:
+    """On 20 April, the month so far: 1 day measured, 60 minutes of network downtime
+    (excluded under sonoran-web, so availability 1.0 and the budget untouched), and
+    the 1.39 USD credit it earns."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from collector.exporters.sla_metrics import SlaCollector
+
+    db = _store_with_a_network_hour(tmp_path)
+    registry = CollectorRegistry()
+    april_20 = int(dt.datetime(2026, 4, 20, tzinfo=dt.UTC).timestamp()) * 10**9
+    registry.register(SlaCollector(db, clock=lambda: april_20))
+    samples = {
+        (s.name, s.labels.get("cause", ""), s.labels.get("counted", "")): s.value
+        for family in text_string_to_metric_families(generate_latest(registry).decode())
+        for s in family.samples
+        if s.labels.get("service_item") == "web-1"
+    }
+    assert samples[("slawatch_sla_availability_ratio", "", "")] == 1.0
+    assert samples[("slawatch_sla_error_budget_remaining_ratio", "", "")] == 1.0
+    assert samples[("slawatch_sla_downtime_seconds", "network", "false")] == 3600
+    assert samples[("slawatch_sla_downtime_seconds", "network", "true")] == 0
+    assert samples[("slawatch_sla_credit", "", "")] == 1.39
+    # 19 days so far, 10 April measured: 18 days without results.
+    assert samples[("slawatch_sla_unknown_seconds", "", "")] == 18 * 86_400

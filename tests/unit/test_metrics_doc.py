@@ -14,8 +14,9 @@ from slawatch.v1 import uplink_pb2 as up
 DOC = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
 
 
-def _exported_families() -> set[str]:
+def _exported_families(db: Path) -> set[str]:
     metrics = CollectorMetrics()
+    metrics.watch_sla(db)
     metrics.agent_connected("a")
     metrics.heartbeat("a", up.Heartbeat(host=up.HostSnapshot(load1=1.0)))
     failed = pb.Observation(
@@ -35,8 +36,8 @@ def _exported_families() -> set[str]:
     }
 
 
-def test_every_exported_metric_is_documented_and_vice_versa() -> None:
+def test_every_exported_metric_is_documented_and_vice_versa(tmp_path: Path) -> None:
     documented = set(re.findall(r"^\| `(slawatch_[a-z0-9_]+)", DOC.read_text(), re.M))
-    exported = _exported_families()
+    exported = _exported_families(tmp_path / "c.db")
     assert exported - documented == set(), "exported but not in docs/metrics.md"
     assert documented - exported == set(), "documented but not exported"
