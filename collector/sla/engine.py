@@ -19,6 +19,7 @@ from dataclasses import replace
 from collector.sla.credits import compute_credit
 from collector.sla.maintenance import MaintenanceJudge
 from collector.sla.model import (
+    HOUR,
     Cause,
     CauseTotals,
     CheckKey,
@@ -161,8 +162,25 @@ def _month(
         outages=tuple(outages),
         credit=compute_credit(item, policy, (start, end), availability, counted, outages),
         claim_deadline_ns=min(deadlines, default=None),
+        findings=_findings(policy, outages),
     )
     return result
+
+
+def _findings(policy: Policy, outages: Sequence[Outage]) -> tuple[str, ...]:
+    limit = policy.hardware_replacement_ns
+    if limit is None:
+        return ()
+    return tuple(
+        f"host outage from {_utc(o.start_ns)} lasted {o.duration_ns / HOUR:.1f} h, beyond the "
+        f"{limit / HOUR:g} h hardware replacement commitment"
+        for o in outages
+        if o.cause is Cause.HOST and o.duration_ns > limit
+    )
+
+
+def _utc(ns: int) -> str:
+    return dt.datetime.fromtimestamp(ns // 10**9, tz=dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _by_cause(outages: Sequence[Outage]) -> dict[Cause, CauseTotals]:

@@ -51,7 +51,10 @@ class MaintenanceJudge:
         if refusal is not None:
             return [(start, end, True, refusal)]
         parts: list[Part] = []
-        for part_start, part_end, allowed in self._blackout_split(start, end):
+        # Blackout hours restrict when *planned* work may happen, not emergencies.
+        planned = window.kind is not MaintenanceKind.EMERGENCY
+        spans = self._blackout_split(start, end) if planned else [(start, end, True)]
+        for part_start, part_end, allowed in spans:
             if not allowed:
                 parts.append((part_start, part_end, True, self._blackout_reason()))
             else:

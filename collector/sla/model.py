@@ -184,3 +184,5 @@ class ItemMonth:
     credit: Credit
     # When a credit must be claimed by (None: the agreement sets no deadline).
     claim_deadline_ns: int | None = None
+    # Other commitments the month broke (HaiSoft's 4-hour hardware replacement).
+    findings: tuple[str, ...] = ()

@@ -138,6 +138,8 @@ class Policy:
     causes: dict[Cause, CauseRule]
     maintenance: MaintenanceRule
     credit: CreditRule
+    # HaiSoft: host (hardware) outages longer than this broke the replacement commitment.
+    hardware_replacement_ns: int | None = None
     source: str = field(default="", compare=False)
 
     @property
@@ -149,7 +151,7 @@ class Policy:
 
 
 _TOP = frozenset({"name", "title", "agreement", "timezone", "target", "downtime", "unknown",
-                  "causes", "maintenance", "credit"})  # fmt: skip
+                  "causes", "maintenance", "credit", "hardware_replacement"})  # fmt: skip
 
 
 def policy_from_mapping(data: object, source: str) -> Policy:
@@ -166,6 +168,7 @@ def policy_from_mapping(data: object, source: str) -> Policy:
         causes=_read_causes(f.raw("causes"), problems),
         maintenance=_read_maintenance(f.raw("maintenance"), problems),
         credit=_read_credit(f.raw("credit"), problems),
+        hardware_replacement_ns=f.duration_ns("hardware_replacement", None),
         source=source,
     )
     if problems:

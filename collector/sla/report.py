@@ -136,6 +136,7 @@ def as_dict(m: ItemMonth) -> dict[str, object]:
                    "formula": m.credit.formula, "figures": m.credit.figures,
                    "note": m.credit.note},
         "claim_deadline": _time(m.claim_deadline_ns),
+        "findings": list(m.findings),
     }  # fmt: skip
 
 
@@ -210,6 +211,7 @@ def _markdown(m: ItemMonth) -> str:
     ]
     if m.claim_deadline_ns is not None:
         lines.append(f"- Claim by {_time(m.claim_deadline_ns)}")
+    lines += [f"- Finding: {finding}" for finding in m.findings]
     if m.outages:
         lines += [
             "",

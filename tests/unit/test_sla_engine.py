@@ -307,6 +307,28 @@ def test_haisoft_counts_only_network_causes() -> None:
     assert month.credit.amount == Decimal("0.00")
 
 
+def test_haisoft_reports_host_outages_beyond_the_4_hour_replacement() -> None:
+    """A host outage of 5 h is outside the network guarantee (no credit) but broke the
+    4-hour hardware replacement commitment; one of 3 h did not."""
+    samples = results(WEB, utc("2026-04-02T10:00:00"), "x" * 60 + ".", 5 * MINUTE, Cause.HOST)
+    samples += results(WEB, utc("2026-04-05T10:00:00"), "x" * 36 + ".", 5 * MINUTE, Cause.HOST)
+    month = run("haisoft-network", "2026-04", Evidence(tuple(samples)), item("haisoft-network"))
+    assert month.counted_down_ns == 0
+    assert month.findings == (
+        "host outage from 2026-04-02 10:00 UTC lasted 5.0 h, beyond the 4 h hardware "
+        "replacement commitment",
+    )
+
+
+def test_sonar_emergency_maintenance_is_excluded_even_unannounced() -> None:
+    begin = eastern("2026-04-14T10:00:00")  # a Tuesday morning, announced at the start
+    window = MaintenanceWindow(None, begin, begin + HOUR, begin, MaintenanceKind.EMERGENCY)
+    samples = results(WEB, begin - MINUTE, "." + "x" * 60 + ".", cause=Cause.SERVICE)
+    month = run("sonar", "2026-04", Evidence(tuple(samples), (window,)))
+    assert [(o.cause, o.counted) for o in month.outages] == [(Cause.MAINTENANCE, False)]
+    assert month.met
+
+
 # -- Closte --------------------------------------------------------------------
 
 CLOSTE_WITH_TABLE = policy_from_mapping(
