@@ -445,3 +445,43 @@ def test_policy_may_count_unknown_time_as_down() -> None:
     samples = results(WEB, start, "." * 60)
     month = evaluate(item("closte"), policy, "2026-04", Evidence(tuple(samples)))
     assert month.counted_down_ns == 30 * 24 * HOUR - HOUR
+
+
+# Which causes count toward availability, per built-in policy, as the agreements say.
+COUNTS = {
+    # Sonoran 6.3: network, backbone (upstream) and the customer's network are not in
+    # server uptime; 6.2: DoS is not in mail uptime.
+    "sonoran-web": {Cause.HOST, Cause.SERVICE, Cause.DDOS, Cause.UNKNOWN},
+    "sonoran-mail": {Cause.HOST, Cause.SERVICE, Cause.UNKNOWN},
+    "sonoran-hypervisor": {Cause.HOST, Cause.SERVICE, Cause.DDOS, Cause.UNKNOWN},
+    # Sonar: customer acts and networks, the Internet beyond Sonar, security threats.
+    "sonar": {Cause.NETWORK, Cause.HOST, Cause.SERVICE, Cause.UNKNOWN},
+    # HaiSoft: the network guarantee only.
+    "haisoft-network": {Cause.NETWORK},
+    # Closte: only network and host node.
+    "closte": {Cause.NETWORK, Cause.HOST},
+    # Websoft9: customer environment and cloud infrastructure are excluded.
+    "websoft9": {Cause.NETWORK, Cause.HOST, Cause.SERVICE, Cause.DDOS, Cause.UNKNOWN},
+}
+
+
+@pytest.mark.parametrize("policy", sorted(COUNTS))
+def test_which_causes_count_under_each_agreement(policy: str) -> None:
+    for cause in set(Cause) - {Cause.MAINTENANCE}:
+        samples = results(WEB, utc("2026-04-02T10:00:00"), "." + "x" * 31 + ".", cause=cause)
+        month = run(
+            policy, "2026-04", Evidence(tuple(samples)), item(policy, prior_invoice=Decimal(1))
+        )
+        counted = month.counted_down_ns > 0
+        assert counted == (cause in COUNTS[policy]), (policy, cause)
+        if not counted:
+            assert month.outages[0].rule, (policy, cause)  # the rule that excluded it is named
+
+
+def test_closte_scheduled_maintenance_needs_24_hours_notice() -> None:
+    start = utc("2026-04-04T02:00:00")
+    samples = results(WEB, start - MINUTE, "." + "x" * 30 + ".", cause=Cause.HOST)
+    for hours, counted in ((24, False), (23, True)):
+        window = MaintenanceWindow(None, start, start + HOUR, start - hours * HOUR)
+        month = run("closte", "2026-04", Evidence(tuple(samples), (window,)))
+        assert month.outages[0].counted is counted, hours
