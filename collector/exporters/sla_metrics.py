@@ -86,6 +86,11 @@ class SlaCollector(Collector):
             "Time so far this month without any result for the item.",
             labels=_ITEM,
         )
+        degraded = GaugeMetricFamily(
+            "slawatch_sla_degraded_seconds",
+            "Time this month with excess packet loss on the item's loss checks.",
+            labels=_ITEM,
+        )
         credit = GaugeMetricFamily(
             "slawatch_sla_credit",
             "The credit this month's outages earn so far, in the item's currency.",
@@ -100,7 +105,8 @@ class SlaCollector(Collector):
             ahead = max(0, month.period_end_ns - self._clock())
             unknown.add_metric(item, max(0, month.unknown_ns - ahead) / 1e9)
             credit.add_metric([*item, month.credit.currency], float(month.credit.amount))
+            degraded.add_metric(item, month.degraded_ns / 1e9)
             for cause, totals in sorted(month.by_cause.items()):
                 downtime.add_metric([*item, cause.value, "true"], totals.counted_ns / 1e9)
                 downtime.add_metric([*item, cause.value, "false"], totals.excluded_ns / 1e9)
-        yield from (availability, target, budget, downtime, unknown, credit)
+        yield from (availability, target, budget, downtime, unknown, degraded, credit)

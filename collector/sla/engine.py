@@ -57,7 +57,8 @@ def evaluate(item: ServiceItem, policy: Policy, month: str, evidence: Evidence) 
     )
     judge = MaintenanceJudge(policy, evidence.maintenance, item.id, spans)
     outages = _outages(spans, policy, judge, evidence.tickets)
-    return _month(item, policy, month, start, end, spans, outages)
+    degraded = excess_loss_spans(item, policy, evidence.samples, start, end)
+    return _month(item, policy, month, start, end, spans, outages, degraded)
 
 
 def _spans_by_check(
@@ -134,6 +135,7 @@ def _month(
     end: int,
     spans: Sequence[ItemSpan],
     outages: Sequence[Outage],
+    degraded: Sequence[tuple[int, int]] = (),
 ) -> ItemMonth:
     unknown = sum(s.end_ns - s.start_ns for s in spans if s.state == State.UNKNOWN)
     counted = sum(o.duration_ns for o in outages if o.counted)
@@ -163,8 +165,42 @@ def _month(
         credit=compute_credit(item, policy, (start, end), availability, counted, outages),
         claim_deadline_ns=min(deadlines, default=None),
         findings=_findings(policy, outages),
+        degraded_ns=sum(e - s for s, e in degraded),
+        degraded=tuple(degraded),
     )
     return result
+
+
+def excess_loss_spans(
+    item: ServiceItem, policy: Policy, samples: Sequence[Sample], start: int, end: int
+) -> list[tuple[int, int]]:
+    """Where a loss check's round lost more than the policy's bound, merged, clipped to
+    ``[start, end)``: each such round stands for its interval (or until the next)."""
+    bound = policy.excess_loss_above
+    if bound is None or not item.loss_checks:
+        return []
+    lossy: list[tuple[int, int]] = []
+    for check in item.loss_checks:
+        rounds = sorted((s for s in samples if s.check == check), key=lambda s: s.start_ns)
+        for index, sample in enumerate(rounds):
+            ratio = sample.loss_ratio
+            if ratio is None or ratio <= bound:
+                continue
+            reach = sample.start_ns + sample.interval_ns
+            if index + 1 < len(rounds):
+                reach = min(reach, rounds[index + 1].start_ns)
+            lossy.append((max(sample.start_ns, start), min(reach, end)))
+    return _merge([(s, e) for s, e in lossy if s < e])
+
+
+def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for span_start, span_end in sorted(spans):
+        if merged and span_start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], span_end))
+        else:
+            merged.append((span_start, span_end))
+    return merged
 
 
 def _findings(policy: Policy, outages: Sequence[Outage]) -> tuple[str, ...]:

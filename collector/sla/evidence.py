@@ -59,13 +59,13 @@ def load_item(conn: sqlite3.Connection, item_id: str) -> ServiceItem:
 
 
 def _items(conn: sqlite3.Connection, item_id: str | None) -> list[ServiceItem]:
-    checks: dict[str, list[CheckKey]] = {}
-    for owner, agent_id, check_id in conn.execute(
-        "SELECT item_id, agent_id, check_id FROM service_item_checks "
+    checks: dict[tuple[str, str], list[CheckKey]] = {}
+    for owner, role, agent_id, check_id in conn.execute(
+        "SELECT item_id, role, agent_id, check_id FROM service_item_checks "
         "WHERE ?1 IS NULL OR item_id = ?1 ORDER BY item_id, agent_id, check_id",
         (item_id,),
     ):
-        checks.setdefault(owner, []).append(CheckKey(agent_id, check_id))
+        checks.setdefault((owner, role), []).append(CheckKey(agent_id, check_id))
     return [
         ServiceItem(
             id=row[0],
@@ -75,7 +75,8 @@ def _items(conn: sqlite3.Connection, item_id: str | None) -> list[ServiceItem]:
             currency=row[4],
             prior_invoice=None if row[5] is None else Decimal(row[5]),
             good_standing=bool(row[6]),
-            checks=tuple(checks.get(row[0], ())),
+            checks=tuple(checks.get((row[0], "availability"), ())),
+            loss_checks=tuple(checks.get((row[0], "loss"), ())),
         )
         for row in conn.execute(_ITEMS, (item_id,))
     ]
@@ -95,7 +96,8 @@ def load_evidence(
       opened days later, so which outage it concerns is the engine's call.
     """
     since_ns = start_ns - LOOKBACK_NS
-    samples = [s for check in item.checks for s in _samples(conn, check, since_ns, end_ns)]
+    checks = dict.fromkeys((*item.checks, *item.loss_checks))
+    samples = [s for check in checks for s in _samples(conn, check, since_ns, end_ns)]
     samples.sort(key=lambda s: (s.start_ns, s.check.agent_id, s.check.check_id))
     return Evidence(
         samples=tuple(samples),
@@ -108,7 +110,8 @@ def load_evidence(
 def _samples(conn: sqlite3.Connection, check: CheckKey, since_ns: int, end_ns: int) -> list[Sample]:
     # Imported rows (epoch 0) first within a start, so that they are the ones kept.
     rows = conn.execute(
-        "SELECT start_ns, outcome, cause, interval_ns FROM observations "
+        "SELECT start_ns, outcome, cause, interval_ns, packets_sent, packets_received "
+        "FROM observations "
         "WHERE agent_id=? AND check_id=? AND start_ns>=? AND start_ns<? "
         "ORDER BY start_ns, sequence_epoch != 0, id",
         (check.agent_id, check.check_id, since_ns, end_ns),
@@ -122,8 +125,10 @@ def _samples(conn: sqlite3.Connection, check: CheckKey, since_ns: int, end_ns: i
             ok=outcome == "ok",
             interval_ns=interval if interval is not None else inferred,
             cause=None if cause is None else Cause(cause),
+            packets_sent=sent,
+            packets_received=received,
         )
-        for start, outcome, cause, interval in rows
+        for start, outcome, cause, interval, sent, received in rows
     ]
 
 

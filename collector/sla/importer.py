@@ -163,6 +163,13 @@ def _currency(value: object) -> str:
     return value
 
 
+def _count(value: object) -> int:
+    """Probes in a round: a whole number from 0 to 1,000,000."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1_000_000:
+        raise ValueError(f"must be a whole number from 0 to 1000000, not {_short(value)}")
+    return value
+
+
 def _flag(value: object) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"must be true or false, not {_short(value)}")
@@ -288,28 +295,32 @@ def _service_item(line: _Line) -> ServiceItem:
         prior_invoice=line.optional("prior_invoice", _money, None),
         good_standing=line.optional("good_standing", _flag, True),
         checks=_checks(line),
+        loss_checks=_checks(line, "loss_checks", required=False),
     )
 
 
-def _checks(line: _Line) -> tuple[CheckKey, ...]:
-    value = line.raw("checks")
+def _checks(line: _Line, field: str = "checks", required: bool = True) -> tuple[CheckKey, ...]:
+    value = line.raw(field)
     if value is None:
-        line.problem("checks", "required")
+        if required:
+            line.problem(field, "required")
         return ()
     if not isinstance(value, list) or not 0 < len(value) <= MAX_CHECKS:
-        line.problem("checks", f"must be a list of 1 to {MAX_CHECKS} {{agent, check}} objects")
+        line.problem(field, f"must be a list of 1 to {MAX_CHECKS} {{agent, check}} objects")
         return ()
     checks: dict[CheckKey, int] = {}
     for i, entry in enumerate(value):
         if not isinstance(entry, dict):
-            line.problem(f"checks[{i}]", f"must be an object {{agent, check}}, not {_short(entry)}")
+            line.problem(
+                f"{field}[{i}]", f"must be an object {{agent, check}}, not {_short(entry)}"
+            )
             continue
-        inner = line.nested(entry, ("agent", "check"), f"checks[{i}].")
+        inner = line.nested(entry, ("agent", "check"), f"{field}[{i}].")
         key = CheckKey(
             inner.required("agent", _identifier, ""), inner.required("check", _identifier, "")
         )
         if inner.valid and key in checks:
-            line.problem(f"checks[{i}]", f"the same check as checks[{checks[key]}]")
+            line.problem(f"{field}[{i}]", f"the same check as {field}[{checks[key]}]")
         checks.setdefault(key, i)
     return tuple(checks)
 
@@ -321,6 +332,10 @@ def _observation(line: _Line) -> ImportedObservation:
     if line.has("ok"):
         outcome = "ok" if line.optional("ok", _flag, True) else "failed"
     cause = line.optional("cause", _member(Cause), None)
+    sent = line.optional("packets_sent", _count, 0)
+    received = line.optional("packets_received", _count, 0)
+    if received > sent:
+        line.problem("packets_received", f"{received} is more than packets_sent ({sent})")
     return ImportedObservation(
         agent_id=line.required("agent", _identifier, ""),
         check_id=line.required("check", _identifier, ""),
@@ -331,6 +346,8 @@ def _observation(line: _Line) -> ImportedObservation:
         duration_ns=line.optional("duration_s", _seconds_ns(0, MAX_DURATION_NS, False), 0),
         interval_ns=line.optional("interval_s", _seconds_ns(0, MAX_INTERVAL_NS, True), None),
         cause=None if cause is None else cause.value,
+        packets_sent=sent,
+        packets_received=received,
     )
 
 
@@ -375,12 +392,12 @@ class _Type:
 _TYPES: dict[str, _Type] = {
     "service_item": _Type(
         frozenset({"id", "name", "policy", "monthly_fee", "currency", "prior_invoice",
-                   "good_standing", "checks"}),
+                   "good_standing", "checks", "loss_checks"}),
         _service_item,
     ),
     "observation": _Type(
         frozenset({"agent", "check", "start", "ok", "outcome", "interval_s", "duration_s",
-                   "cause", "target", "kind"}),
+                   "cause", "target", "kind", "packets_sent", "packets_received"}),
         _observation,
     ),
     "maintenance": _Type(

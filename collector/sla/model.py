@@ -58,6 +58,9 @@ class ServiceItem:
     # Sonar: no credit while past due or in default.
     good_standing: bool = True
     name: str = ""
+    # Checks that measure packet loss for the item (Closte: from the instance to one
+    # hop past the border router); a loss above the policy's bound is degraded time.
+    loss_checks: tuple[CheckKey, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +74,15 @@ class Sample:
     interval_ns: int
     # Set when the cause is known for this round (imported, or from attribution).
     cause: Cause | None = None
+    # Probes of the round (ICMP echoes ...), for packet loss.
+    packets_sent: int = 0
+    packets_received: int = 0
+
+    @property
+    def loss_ratio(self) -> float | None:
+        if self.packets_sent <= 0:
+            return None
+        return (self.packets_sent - self.packets_received) / self.packets_sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,3 +198,6 @@ class ItemMonth:
     claim_deadline_ns: int | None = None
     # Other commitments the month broke (HaiSoft's 4-hour hardware replacement).
     findings: tuple[str, ...] = ()
+    # Excess packet loss (Closte): its own objective, not part of availability.
+    degraded_ns: int = 0
+    degraded: tuple[tuple[int, int], ...] = ()

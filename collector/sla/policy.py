@@ -140,6 +140,9 @@ class Policy:
     credit: CreditRule
     # HaiSoft: host (hardware) outages longer than this broke the replacement commitment.
     hardware_replacement_ns: int | None = None
+    # Closte: rounds of the item's loss checks losing more than this share of their
+    # probes are degraded time (Excess Packet Loss); None: no such objective.
+    excess_loss_above: float | None = None
     source: str = field(default="", compare=False)
 
     @property
@@ -151,7 +154,8 @@ class Policy:
 
 
 _TOP = frozenset({"name", "title", "agreement", "timezone", "target", "downtime", "unknown",
-                  "causes", "maintenance", "credit", "hardware_replacement"})  # fmt: skip
+                  "causes", "maintenance", "credit", "hardware_replacement",
+                  "excess_loss_above"})  # fmt: skip
 
 
 def policy_from_mapping(data: object, source: str) -> Policy:
@@ -169,6 +173,11 @@ def policy_from_mapping(data: object, source: str) -> Policy:
         maintenance=_read_maintenance(f.raw("maintenance"), problems),
         credit=_read_credit(f.raw("credit"), problems),
         hardware_replacement_ns=f.duration_ns("hardware_replacement", None),
+        excess_loss_above=(
+            f.number("excess_loss_above", 0.01, 0.0, 1.0)
+            if f.raw("excess_loss_above") is not None
+            else None
+        ),
         source=source,
     )
     if problems:

@@ -137,6 +137,9 @@ def as_dict(m: ItemMonth) -> dict[str, object]:
                    "note": m.credit.note},
         "claim_deadline": _time(m.claim_deadline_ns),
         "findings": list(m.findings),
+        "degraded_seconds": _seconds(m.degraded_ns),
+        "degraded": [{"start": _time(s, m.timezone), "end": _time(e, m.timezone)}
+                     for s, e in m.degraded],
     }  # fmt: skip
 
 
@@ -212,6 +215,9 @@ def _markdown(m: ItemMonth) -> str:
     if m.claim_deadline_ns is not None:
         lines.append(f"- Claim by {_time(m.claim_deadline_ns)}")
     lines += [f"- Finding: {finding}" for finding in m.findings]
+    if m.degraded_ns:
+        lines.append(f"- Degraded (excess packet loss): {_minutes(m.degraded_ns)}"
+                     f" in {len(m.degraded)} spans")  # fmt: skip
     if m.outages:
         lines += [
             "",

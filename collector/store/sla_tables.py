@@ -37,12 +37,14 @@ CREATE TABLE service_items (
     good_standing INTEGER NOT NULL, -- 0 or 1
     imported_ns   INTEGER NOT NULL
 );
--- The checks whose failures make the item unavailable.
+-- The item's checks: role 'availability' (their failures make the item
+-- unavailable) or 'loss' (their packet loss is the item's Excess Packet Loss).
 CREATE TABLE service_item_checks (
     item_id  TEXT NOT NULL,
     agent_id TEXT NOT NULL,
     check_id TEXT NOT NULL,
-    PRIMARY KEY (item_id, agent_id, check_id)
+    role     TEXT NOT NULL DEFAULT 'availability',
+    PRIMARY KEY (item_id, role, agent_id, check_id)
 ) WITHOUT ROWID;
 CREATE TABLE maintenance_windows (
     item_id      TEXT,              -- NULL: every item
@@ -88,6 +90,8 @@ class ImportedObservation:
     duration_ns: int = 0
     interval_ns: int | None = None
     cause: str | None = None  # a Cause value
+    packets_sent: int = 0
+    packets_received: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,15 +131,16 @@ ON CONFLICT (id) DO UPDATE SET name=excluded.name, policy=excluded.policy,
     prior_invoice=excluded.prior_invoice, good_standing=excluded.good_standing,
     imported_ns=excluded.imported_ns
 """
-# An imported round has no error class, packets or RTT: the other source did not say.
+# An imported round has no error class or RTT: the other source did not say.
 _UPSERT_OBSERVATION = """
 INSERT INTO observations (agent_id, sequence_epoch, sequence, check_id, kind, target,
     start_ns, duration_ns, outcome, error_class, error_detail, packets_sent,
     packets_received, cause, interval_ns)
-VALUES (?, 0, 0, ?, ?, ?, ?, ?, ?, 'none', '', 0, 0, ?, ?)
+VALUES (?, 0, 0, ?, ?, ?, ?, ?, ?, 'none', '', ?, ?, ?, ?)
 ON CONFLICT (agent_id, check_id, start_ns) WHERE sequence_epoch = 0 DO UPDATE SET
     kind=excluded.kind, target=excluded.target, duration_ns=excluded.duration_ns,
-    outcome=excluded.outcome, cause=excluded.cause, interval_ns=excluded.interval_ns
+    outcome=excluded.outcome, cause=excluded.cause, interval_ns=excluded.interval_ns,
+    packets_sent=excluded.packets_sent, packets_received=excluded.packets_received
 """
 _UPSERT_MAINTENANCE = """
 INSERT INTO maintenance_windows VALUES (?, ?, ?, ?, ?, ?)
@@ -199,14 +204,15 @@ def _replace_item(conn: sqlite3.Connection, item: ServiceItem, now_ns: int) -> N
     )  # fmt: skip
     conn.execute("DELETE FROM service_item_checks WHERE item_id=?", (item.id,))
     conn.executemany(
-        "INSERT INTO service_item_checks VALUES (?, ?, ?)",
-        [(item.id, c.agent_id, c.check_id) for c in item.checks],
+        "INSERT INTO service_item_checks VALUES (?, ?, ?, ?)",
+        [(item.id, c.agent_id, c.check_id, "availability") for c in item.checks]
+        + [(item.id, c.agent_id, c.check_id, "loss") for c in item.loss_checks],
     )
 
 
 def _observation_row(o: ImportedObservation) -> tuple[object, ...]:
     return (o.agent_id, o.check_id, o.kind, o.target, o.start_ns, o.duration_ns, o.outcome,
-            o.cause, o.interval_ns)  # fmt: skip
+            o.packets_sent, o.packets_received, o.cause, o.interval_ns)  # fmt: skip
 
 
 def service_item_ids(conn: sqlite3.Connection) -> set[str]:

@@ -123,3 +123,33 @@ def test_service_items_are_exported_for_grafana(tmp_path: Path) -> None:
     assert samples[("slawatch_sla_credit", "", "")] == 1.39
     # 19 days so far, 10 April measured: 18 days without results.
     assert samples[("slawatch_sla_unknown_seconds", "", "")] == 18 * 86_400
+
+
+def test_imported_packet_loss_shows_as_degraded_time(tmp_path: Path) -> None:
+    """A Closte item whose loss check lost 5 of 100 echoes for 3 rounds (minutes):
+    3 minutes of Excess Packet Loss, while its availability check stayed up."""
+    lines = [
+        _line(type="service_item", id="vm-1", policy="closte", monthly_fee="20",
+              currency="EUR", checks=[{"agent": "probe", "check": "web"}],
+              loss_checks=[{"agent": "probe", "check": "egress"}]),
+        *(_line(type="observation", agent="probe", check="egress", kind="egress_loss",
+                start=f"2026-04-10T10:0{m}:00Z", ok=True, interval_s=60,
+                packets_sent=100, packets_received=95 if m < 3 else 100) for m in range(6)),
+        *_day_of_results("2026-04-10", range(0), "network"),
+    ]  # fmt: skip
+    source = tmp_path / "loss.jsonl"
+    source.write_text("\n".join(lines) + "\n")
+    db = tmp_path / "c.db"
+    assert _collector("import", str(source), "--db", str(db)).returncode == 0
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(_line(type="observation", agent="p", check="c", start="2026-04-10T10:00:00Z",
+                         ok=True, packets_sent=1, packets_received=2) + "\n")  # fmt: skip
+    refused = _collector("import", str(bad), "--db", str(db))
+    assert refused.returncode == 2
+    assert "line 1: packets_received: 2 is more than packets_sent (1)" in refused.stderr
+    done = _collector("report", "--month", "2026-04", "--format", "json", "--db", str(db))
+    (month,) = json.loads(done.stdout)["items"]
+    assert month["degraded_seconds"] == 180
+    assert month["degraded"] == [{"start": "2026-04-10T10:00:00+00:00",
+                                  "end": "2026-04-10T10:03:00+00:00"}]  # fmt: skip
+    assert month["availability"] == 1.0

@@ -485,3 +485,31 @@ def test_closte_scheduled_maintenance_needs_24_hours_notice() -> None:
         window = MaintenanceWindow(None, start, start + HOUR, start - hours * HOUR)
         month = run("closte", "2026-04", Evidence(tuple(samples), (window,)))
         assert month.outages[0].counted is counted, hours
+
+
+def test_closte_excess_packet_loss_is_degraded_time_not_downtime() -> None:
+    """Loss rounds of 100 echoes every minute from 10:00: 10 rounds lose 2 (2% > 1%),
+    then 5 lose exactly 1 (1%: not more than 1%), then a 3% round at 10:20 followed by
+    no result for 30 minutes (it stands for one interval). Degraded: 10 + 1 = 11 min;
+    the web check was up throughout, so availability stays 100%."""
+    loss = CheckKey("n", "egress")
+    start = utc("2026-04-02T10:00:00")
+    rounds = [(2, 10), (1, 5), (0, 5), (3, 1)]
+    samples = []
+    minute = 0
+    for lost, count in rounds:
+        for _ in range(count):
+            samples.append(
+                Sample(loss, start + minute * MINUTE, True, MINUTE, None, 100, 100 - lost)
+            )
+            minute += 1
+    samples += results(WEB, start, "." * 60)
+    service = replace(item("closte"), loss_checks=(loss,))
+    month = run("closte", "2026-04", Evidence(tuple(samples)), service)
+    assert month.degraded == (
+        (start, start + 10 * MINUTE),
+        (start + 20 * MINUTE, start + 21 * MINUTE),
+    )
+    assert month.degraded_ns == 11 * MINUTE
+    assert month.counted_down_ns == 0
+    assert month.availability == 1.0
