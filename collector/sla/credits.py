@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 
-from collector.sla.model import DAY, HOUR, MINUTE, Credit, Outage, ServiceItem
+from collector.sla.model import DAY, HOUR, MINUTE, Credit, Event, Outage, ServiceItem
 from collector.sla.policy import CreditKind, Policy
 
 CENT = Decimal("0.01")
@@ -28,9 +28,11 @@ def compute_credit(
     policy: Policy,
     period: tuple[int, int],
     availability: float,
-    counted_down_ns: int,
     outages: Sequence[Outage],
+    events: Sequence[Event],
 ) -> Credit:
+    """The month's credit: time-based kinds use the month's (clipped) outages,
+    per-incident kinds the incidents that started in the month (whole)."""
     rule = policy.credit
     if rule.requires_good_standing and not item.good_standing:
         return _none(
@@ -41,26 +43,37 @@ def compute_credit(
     compute = _KINDS.get(rule.kind)
     if compute is None:
         return _none(item, "this policy grants no credits")
-    return compute(item, policy, period, counted_down_ns, outages)
+    return compute(item, policy, period, outages, events)
 
 
 def _none(item: ServiceItem, note: str) -> Credit:
     return Credit(Decimal("0.00"), item.currency, "none", {}, note)
 
 
-def _credited(outages: Sequence[Outage]) -> list[Outage]:
-    return [o for o in outages if o.credited_ns > 0]
+def _outage_basis(
+    outages: Sequence[Outage], counted: bool = False
+) -> tuple[tuple[int, int, int], ...]:
+    if counted:
+        return tuple((o.start_ns, o.end_ns, o.duration_ns) for o in outages if o.counted)
+    return tuple(
+        (o.end_ns - o.credited_ns, o.end_ns, o.credited_ns) for o in outages if o.credited_ns
+    )
+
+
+def _event_basis(events: Sequence[Event]) -> tuple[tuple[int, int, int], ...]:
+    return tuple((e.start_ns, e.end_ns, e.credited_ns) for e in events if e.credited_ns)
 
 
 def _proportional(
     item: ServiceItem,
     policy: Policy,
     period: tuple[int, int],
-    counted: int,
     outages: Sequence[Outage],
+    events: Sequence[Event],
 ) -> Credit:
     """Sonoran: credited time / (24 h x period_days) x the monthly fee."""
-    credited = sum(o.credited_ns for o in _credited(outages))
+    basis = _outage_basis(outages)
+    credited = sum(ns for _s, _e, ns in basis)
     days = policy.credit.period_days
     amount = Decimal(credited) / Decimal(days * DAY) * item.monthly_fee
     return Credit(
@@ -68,6 +81,7 @@ def _proportional(
         f"credited time / (24 h x {days} days) x monthly fee",
         {"credited_time": _duration(credited), "period": f"{days * 24} h",
          "monthly_fee": f"{item.monthly_fee} {item.currency}", "exact": str(amount)},
+        basis=basis,
     )  # fmt: skip
 
 
@@ -75,14 +89,15 @@ def _per_minute_of_prior_invoice(
     item: ServiceItem,
     policy: Policy,
     period: tuple[int, int],
-    counted: int,
     outages: Sequence[Outage],
+    events: Sequence[Event],
 ) -> Credit:
     """Sonar: prior invoice / minutes in this month x minutes of downtime."""
     if item.prior_invoice is None:
         return _none(item, "no credit computed: the service item has no prior_invoice")
+    basis = _outage_basis(outages, counted=True)
     minutes_in_month = Decimal(period[1] - period[0]) / MINUTE
-    down_minutes = Decimal(counted) / MINUTE
+    down_minutes = Decimal(sum(ns for _s, _e, ns in basis)) / MINUTE
     amount = item.prior_invoice / minutes_in_month * down_minutes
     return Credit(
         _money(amount), item.currency,
@@ -90,6 +105,7 @@ def _per_minute_of_prior_invoice(
         {"prior_invoice": f"{item.prior_invoice} {item.currency}",
          "minutes_in_month": f"{minutes_in_month:f}", "downtime_minutes": f"{down_minutes:f}",
          "exact": str(amount)},
+        basis=basis,
     )  # fmt: skip
 
 
@@ -97,54 +113,50 @@ def _day_per_full_hour(
     item: ServiceItem,
     policy: Policy,
     period: tuple[int, int],
-    counted: int,
     outages: Sequence[Outage],
+    events: Sequence[Event],
 ) -> Credit:
-    """HaiSoft: fee / 30 per full hour of each outage longer than min_outage, capped."""
+    """HaiSoft: fee / 30 per full hour of each incident longer than min_outage, capped."""
     rule = policy.credit
-    hours = sum(
-        o.credited_ns // HOUR for o in _credited(outages) if o.duration_ns > rule.min_outage_ns
-    )
+    long_enough = [e for e in events if e.credited_ns > rule.min_outage_ns]
+    hours = sum(e.credited_ns // HOUR for e in long_enough)
     day = item.monthly_fee / 30
-    amount = day * hours
     figures = {"full_hours": str(hours), "one_day": f"{_money(day)} {item.currency}"}
-    return _capped(item, amount, rule.cap_ratio, "monthly fee / 30 x full hours of outages over "
-                   f"{rule.min_outage_ns / HOUR:g} h", figures)  # fmt: skip
+    formula = f"monthly fee / 30 x full hours of outages over {rule.min_outage_ns / HOUR:g} h"
+    return _capped(item, day * hours, rule.cap_ratio, formula, figures, _event_basis(long_enough))
 
 
 def _percent_per_outage(
     item: ServiceItem,
     policy: Policy,
     period: tuple[int, int],
-    counted: int,
     outages: Sequence[Outage],
+    events: Sequence[Event],
 ) -> Credit:
-    """Websoft9: a share of the fee per missed service standard (outage event), capped."""
+    """Websoft9: a share of the fee per missed service standard (incident), capped."""
     rule = policy.credit
-    events = len(_events(_credited(outages)))
-    amount = item.monthly_fee * rule.percent_per_outage * events
-    figures = {"outages": str(events), "per_outage": f"{rule.percent_per_outage:%}"}
-    return _capped(
-        item, amount, rule.cap_ratio, "monthly fee x share per outage x outages", figures
-    )
+    basis = _event_basis(events)
+    amount = item.monthly_fee * rule.percent_per_outage * len(basis)
+    figures = {"outages": str(len(basis)), "per_outage": f"{rule.percent_per_outage:%}"}
+    formula = "monthly fee x share per outage x outages"
+    return _capped(item, amount, rule.cap_ratio, formula, figures, basis)
 
 
 def _table(
     item: ServiceItem,
     policy: Policy,
     period: tuple[int, int],
-    counted: int,
     outages: Sequence[Outage],
+    events: Sequence[Event],
 ) -> Credit:
-    """Closte: the share of the fee for the availability band the month falls in."""
+    """Closte: the share of the fee for the availability band of the month's incidents."""
     rule = policy.credit
     if not rule.table:
         return _none(item, "no credit computed: the agreement's credit table is not in its "
                      "text; configure credit.table in a policy of your own")  # fmt: skip
-    events = _events(_credited(outages))
-    credited = sum(end - start for start, end in events)
-    scheduled = period[1] - period[0]
-    availability = 1 - credited / scheduled
+    basis = _event_basis(events)
+    credited = sum(ns for _s, _e, ns in basis)
+    availability = 1 - credited / (period[1] - period[0])
     share = Decimal(0)
     for below, row_share in rule.table:
         if availability < below:
@@ -152,25 +164,19 @@ def _table(
     return Credit(
         _money(item.monthly_fee * share), item.currency,
         "monthly fee x the table's share for the availability of credited time",
-        {"credited_time": _duration(credited), "events": str(len(events)),
+        {"credited_time": _duration(credited), "events": str(len(basis)),
          "availability_for_credit": f"{availability:.5%}", "share": f"{share:%}"},
+        basis=basis,
     )  # fmt: skip
 
 
-def _events(outages: Sequence[Outage]) -> list[tuple[int, int]]:
-    """Touching outages (one span split by cause) are one event: one credit."""
-    events: list[tuple[int, int]] = []
-    for outage in sorted(outages, key=lambda o: o.start_ns):
-        start = outage.end_ns - outage.credited_ns
-        if events and start <= events[-1][1]:
-            events[-1] = (events[-1][0], max(events[-1][1], outage.end_ns))
-        else:
-            events.append((start, outage.end_ns))
-    return events
-
-
 def _capped(
-    item: ServiceItem, amount: Decimal, cap: Decimal | None, formula: str, figures: dict[str, str]
+    item: ServiceItem,
+    amount: Decimal,
+    cap: Decimal | None,
+    formula: str,
+    figures: dict[str, str],
+    basis: tuple[tuple[int, int, int], ...],
 ) -> Credit:
     figures = {
         **figures,
@@ -181,10 +187,10 @@ def _capped(
     if cap is not None and amount > item.monthly_fee * cap:
         amount = item.monthly_fee * cap
         note = f"capped at {cap:%} of the monthly fee"
-    return Credit(_money(amount), item.currency, formula, figures, note)
+    return Credit(_money(amount), item.currency, formula, figures, note, basis)
 
 
-_Kind = Callable[[ServiceItem, Policy, tuple[int, int], int, Sequence[Outage]], Credit]
+_Kind = Callable[[ServiceItem, Policy, tuple[int, int], Sequence[Outage], Sequence[Event]], Credit]
 _KINDS: dict[str, _Kind] = {
     CreditKind.PROPORTIONAL: _proportional,
     CreditKind.PER_MINUTE_OF_PRIOR_INVOICE: _per_minute_of_prior_invoice,

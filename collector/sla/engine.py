@@ -14,21 +14,26 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from collector.sla.credits import compute_credit
 from collector.sla.maintenance import MaintenanceJudge
 from collector.sla.model import (
+    DAY,
     HOUR,
+    MINUTE,
     Cause,
     CauseTotals,
     CheckKey,
+    Event,
     Evidence,
     ItemMonth,
+    MaintenanceKind,
+    MaintenanceWindow,
     Outage,
+    Override,
     Sample,
     ServiceItem,
-    Ticket,
 )
 from collector.sla.policy import Policy
 from collector.sla.timeline import CheckSpan, ItemSpan, State, check_spans, item_spans
@@ -46,19 +51,58 @@ def _ns(moment: dt.datetime) -> int:
     return int(moment.timestamp()) * 10**9
 
 
+# Outages are judged whole: the timeline runs this far beyond the month on both sides,
+# so an incident crossing the month's edge keeps its full length for per-incident rules.
+MARGIN_NS = DAY
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """A judged piece of downtime, whole (not yet clipped to the month)."""
+
+    start_ns: int
+    end_ns: int
+    cause: Cause
+    counted: bool
+    rule: str
+    source: str
+    credit: bool
+    credit_rule: str
+    # The cause whose credit minimum applies (the observed one inside a window).
+    credit_cause: Cause
+
+
 def evaluate(item: ServiceItem, policy: Policy, month: str, evidence: Evidence) -> ItemMonth:
     start, end = month_bounds(month, policy)
+    overrides = sorted((o for o in evidence.overrides if o.item_id == item.id), key=_override_key)
+    windows = sorted(
+        (m for m in evidence.maintenance if m.item_id in (None, item.id)), key=_window_key
+    )
+    tickets = sorted(t.opened_ns for t in evidence.tickets if t.item_id == item.id)
     spans = item_spans(
         _spans_by_check(item.checks, evidence.samples, policy),
-        start,
-        end,
-        [o for o in evidence.overrides if o.item_id == item.id],
-        [m for m in evidence.maintenance if m.item_id in (None, item.id)],
+        start - MARGIN_NS,
+        end + MARGIN_NS,
+        overrides,
+        windows,
     )
-    judge = MaintenanceJudge(policy, evidence.maintenance, item.id, spans)
-    outages = _outages(spans, policy, judge, evidence.tickets)
+    parts = _judge(spans, policy)
+    outages, events = _incidents(parts, policy, tickets, start, end)
+    month_spans = _clip_spans(spans, start, end)
     degraded = excess_loss_spans(item, policy, evidence.samples, start, end)
-    return _month(item, policy, month, start, end, spans, outages, degraded)
+    return _month(item, policy, month, start, end, month_spans, outages, events, degraded)
+
+
+_KIND_ORDER = {kind: index for index, kind in enumerate(MaintenanceKind)}
+
+
+def _window_key(m: MaintenanceWindow) -> tuple[int, int, int, int, str]:
+    """Overlapping windows: the earliest decides, then a fixed order (never input order)."""
+    return (m.start_ns, m.end_ns, _KIND_ORDER[m.kind], m.announced_ns, m.note)
+
+
+def _override_key(o: Override) -> tuple[int, int, str, str]:
+    return (o.start_ns, o.end_ns, o.cause.value, o.reason)
 
 
 def _spans_by_check(
@@ -79,52 +123,158 @@ def _spans_by_check(
     }
 
 
-def _outages(
-    spans: Sequence[ItemSpan], policy: Policy, judge: MaintenanceJudge, tickets: Sequence[Ticket]
-) -> list[Outage]:
-    outages: list[Outage] = []
+# -- judging downtime ------------------------------------------------------------
+
+
+def _judge(spans: Sequence[ItemSpan], policy: Policy) -> list[_Part]:
+    judge = MaintenanceJudge(policy, spans)
+    parts: list[_Part] = []
     for span in spans:
         if span.state != State.DOWN:
             continue
-        if span.cause is Cause.MAINTENANCE:
-            parts = judge.split(span.start_ns, span.end_ns)
+        if span.window is not None:
+            parts += _maintenance_parts(span, judge, policy)
         else:
-            rule = policy.cause_rule(span.cause)
-            why = rule.why or f"{span.cause} downtime is excluded"
-            parts = [(span.start_ns, span.end_ns, rule.counts, "counted" if rule.counts else why)]
-        for start, end, counted, why in parts:
-            outage = Outage(start, end, span.cause, counted, why, 0, "", span.cause_source)
-            outages.append(_with_credit(outage, policy, tickets))
-    return outages
+            parts.append(_cause_part(span, policy))
+    return parts
 
 
-def _with_credit(outage: Outage, policy: Policy, tickets: Sequence[Ticket]) -> Outage:
-    """The outage's credited time under the cause's credit rule."""
-    rule = policy.cause_rule(outage.cause)
-    if not rule.credit:
-        why = rule.credit_why or f"{outage.cause} outages earn no credit"
-        return replace(outage, credit_rule=why)
-    if outage.duration_ns <= rule.credit_min_ns:
-        minutes = rule.credit_min_ns / 60e9
-        why = f"not longer than {minutes:g} minutes" + (
-            f" ({rule.credit_why})" if rule.credit_why else ""
-        )
-        return replace(outage, credit_rule=why)
-    start = outage.start_ns
-    if policy.credit.from_ticket:
-        opened = [t.opened_ns for t in tickets if outage.start_ns <= t.opened_ns < outage.end_ns]
-        start = min(opened, default=start)
-    claim_by = (
-        outage.end_ns + policy.credit.claim_window_ns
-        if policy.credit.claim_window_ns is not None
-        else None
+def _cause_part(span: ItemSpan, policy: Policy) -> _Part:
+    rule = policy.cause_rule(span.cause)
+    why = "counted" if rule.counts else (rule.why or f"{span.cause} downtime is excluded")
+    credit_why = rule.credit_why or (
+        "eligible" if rule.credit else f"{span.cause} outages earn no credit"
     )
-    return replace(
-        outage,
-        credited_ns=outage.end_ns - start,
-        credit_rule=rule.credit_why or "eligible",
+    return _Part(span.start_ns, span.end_ns, span.cause, rule.counts, why, span.cause_source,
+                 rule.credit, credit_why, span.cause)  # fmt: skip
+
+
+def _maintenance_parts(span: ItemSpan, judge: MaintenanceJudge, policy: Policy) -> list[_Part]:
+    """Accepted maintenance is excluded and earns nothing; the rest is judged by the cause
+    the results give (a host failure in a refused window is still a host failure)."""
+    assert span.window is not None
+    observed = policy.cause_rule(span.observed)
+    # A planned window that does not pass is still planned: the policy's maintenance
+    # rule decides its credit if it has one; an emergency is an unplanned interruption.
+    emergency = span.window.kind is MaintenanceKind.EMERGENCY
+    credit = observed if emergency or Cause.MAINTENANCE not in policy.causes else (
+        policy.cause_rule(Cause.MAINTENANCE)
+    )  # fmt: skip
+    parts = []
+    for start, end, accepted, why in judge.split(span):
+        if accepted:
+            no_credit = "accepted maintenance earns no credit"
+            parts.append(_Part(start, end, Cause.MAINTENANCE, False, why, span.cause_source,
+                               False, no_credit, span.observed))  # fmt: skip
+            continue
+        counts = observed.counts
+        rule = why if counts else (observed.why or f"{span.observed} downtime is excluded")
+        credit_why = credit.credit_why or ("eligible" if credit.credit else "no credit")
+        source = f"{span.cause_source}; observed cause {span.observed}"
+        parts.append(_Part(start, end, Cause.MAINTENANCE, counts, rule, source,
+                           credit.credit, credit_why, span.observed))  # fmt: skip
+    return parts
+
+
+# -- incidents -------------------------------------------------------------------
+
+
+def _incidents(
+    parts: Sequence[_Part], policy: Policy, tickets: Sequence[int], start: int, end: int
+) -> tuple[list[Outage], list[Event]]:
+    """The month's outages (clipped) and the incidents starting in it (whole)."""
+    outages: list[Outage] = []
+    events: list[Event] = []
+    for group in _touching(parts):
+        credited = _credited_spans(group, policy, tickets)
+        claim_by = (
+            group[-1].end_ns + policy.credit.claim_window_ns
+            if policy.credit.claim_window_ns is not None and any(c for c, _ in credited)
+            else None
+        )
+        if start <= group[0].start_ns < end:
+            events.append(_event(group, credited, claim_by))
+        for part, (span, why) in zip(group, credited, strict=True):
+            outage = _clipped(part, span, why, claim_by, start, end)
+            if outage is not None:
+                outages.append(outage)
+    return outages, events
+
+
+def _event(
+    group: Sequence[_Part],
+    credited: Sequence[tuple[tuple[int, int] | None, str]],
+    claim_by: int | None,
+) -> Event:
+    return Event(
+        start_ns=group[0].start_ns,
+        end_ns=group[-1].end_ns,
+        credited_ns=sum(span[1] - span[0] for span, _why in credited if span is not None),
+        host_ns=sum(p.end_ns - p.start_ns for p in group if p.credit_cause is Cause.HOST),
         claim_by_ns=claim_by,
     )
+
+
+def _touching(parts: Sequence[_Part]) -> list[list[_Part]]:
+    groups: list[list[_Part]] = []
+    for part in parts:
+        if groups and groups[-1][-1].end_ns == part.start_ns:
+            groups[-1].append(part)
+        else:
+            groups.append([part])
+    return groups
+
+
+def _credited_spans(
+    group: Sequence[_Part], policy: Policy, tickets: Sequence[int]
+) -> list[tuple[tuple[int, int] | None, str]]:
+    """Per part, the span that earns a credit (or None) and why: credit minimums are
+    judged on the incident's whole time of that cause; with ``from_ticket``, credited
+    time starts at the first ticket opened during the incident."""
+    by_cause: dict[Cause, int] = defaultdict(int)
+    for part in group:
+        by_cause[part.credit_cause] += part.end_ns - part.start_ns
+    opened = [t for t in tickets if group[0].start_ns <= t < group[-1].end_ns]
+    credit_from = opened[0] if policy.credit.from_ticket and opened else group[0].start_ns
+    result: list[tuple[tuple[int, int] | None, str]] = []
+    for part in group:
+        minimum = policy.cause_rule(part.credit_cause).credit_min_ns
+        if not part.credit:
+            result.append((None, part.credit_rule))
+        elif by_cause[part.credit_cause] <= minimum:
+            why = f"not longer than {minimum / MINUTE:g} minutes ({part.credit_rule})"
+            result.append((None, why))
+        elif part.end_ns <= credit_from:
+            result.append((None, "before the support ticket was opened"))
+        else:
+            result.append(((max(part.start_ns, credit_from), part.end_ns), part.credit_rule))
+    return result
+
+
+def _clipped(
+    part: _Part,
+    credited: tuple[int, int] | None,
+    credit_rule: str,
+    claim_by: int | None,
+    start: int,
+    end: int,
+) -> Outage | None:
+    low, high = max(part.start_ns, start), min(part.end_ns, end)
+    if low >= high:
+        return None
+    credited_ns = 0
+    if credited is not None:
+        credited_ns = max(0, min(credited[1], high) - max(credited[0], low))
+    return Outage(low, high, part.cause, part.counted, part.rule, credited_ns, credit_rule,
+                  part.source, claim_by if credited_ns else None)  # fmt: skip
+
+
+def _clip_spans(spans: Sequence[ItemSpan], start: int, end: int) -> list[ItemSpan]:
+    return [
+        replace(s, start_ns=max(s.start_ns, start), end_ns=min(s.end_ns, end))
+        for s in spans
+        if s.start_ns < end and start < s.end_ns
+    ]
 
 
 def _month(
@@ -135,6 +285,7 @@ def _month(
     end: int,
     spans: Sequence[ItemSpan],
     outages: Sequence[Outage],
+    events: Sequence[Event],
     degraded: Sequence[tuple[int, int]] = (),
 ) -> ItemMonth:
     unknown = sum(s.end_ns - s.start_ns for s in spans if s.state == State.UNKNOWN)
@@ -145,7 +296,7 @@ def _month(
     removed = excluded + (unknown if policy.unknown == "exclude" else 0)
     scheduled = end - start - removed
     availability = 1.0 - counted / scheduled if scheduled > 0 else 1.0
-    deadlines = [o.claim_by_ns for o in outages if o.claim_by_ns is not None]
+    deadlines = [e.claim_by_ns for e in events if e.claim_by_ns is not None]
     result = ItemMonth(
         item=item,
         policy=policy.name,
@@ -162,9 +313,9 @@ def _month(
         met=availability >= policy.target,
         by_cause=_by_cause(outages),
         outages=tuple(outages),
-        credit=compute_credit(item, policy, (start, end), availability, counted, outages),
+        credit=compute_credit(item, policy, (start, end), availability, outages, events),
         claim_deadline_ns=min(deadlines, default=None),
-        findings=_findings(policy, outages),
+        findings=_findings(policy, events),
         degraded_ns=sum(e - s for s, e in degraded),
         degraded=tuple(degraded),
     )
@@ -203,15 +354,15 @@ def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
-def _findings(policy: Policy, outages: Sequence[Outage]) -> tuple[str, ...]:
+def _findings(policy: Policy, events: Sequence[Event]) -> tuple[str, ...]:
     limit = policy.hardware_replacement_ns
     if limit is None:
         return ()
     return tuple(
-        f"host outage from {_utc(o.start_ns)} lasted {o.duration_ns / HOUR:.1f} h, beyond the "
+        f"host outage from {_utc(e.start_ns)} lasted {e.host_ns / HOUR:.1f} h, beyond the "
         f"{limit / HOUR:g} h hardware replacement commitment"
-        for o in outages
-        if o.cause is Cause.HOST and o.duration_ns > limit
+        for e in events
+        if e.host_ns > limit
     )
 
 

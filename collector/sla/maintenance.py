@@ -18,47 +18,38 @@ from collector.sla.model import HOUR, MINUTE, MaintenanceKind, MaintenanceWindow
 from collector.sla.policy import Blackout, Policy
 from collector.sla.timeline import ItemSpan, State
 
-Part = tuple[int, int, bool, str]  # start, end, counted, why
+Part = tuple[int, int, bool, str]  # start, end, accepted (excluded), why
 
 
 class MaintenanceJudge:
-    def __init__(
-        self,
-        policy: Policy,
-        windows: Sequence[MaintenanceWindow],
-        item_id: str,
-        spans: Sequence[ItemSpan] = (),
-    ) -> None:
+    def __init__(self, policy: Policy, spans: Sequence[ItemSpan] = ()) -> None:
         self._policy = policy
         self._rule = policy.maintenance
-        self._windows = [w for w in windows if w.item_id in (None, item_id)]
         self._spans = spans
-        self._allowance_left = self._rule.monthly_allowance_ns
+        # What is left of each calendar month's allowance, by month.
+        self._allowance_left: dict[str, int] = {}
 
-    def split(self, start: int, end: int) -> list[Part]:
-        """Judge a maintenance down span (call in time order: the allowance is used up)."""
-        parts: list[Part] = []
-        cursor = start  # overlapping windows judge each moment once, by the earliest
-        for window in sorted(self._windows, key=lambda w: w.start_ns):
-            low, high = max(cursor, window.start_ns), min(end, window.end_ns)
-            if low < high:
-                parts += self._judge(window, low, high)
-                cursor = high
-        return parts
-
-    def _judge(self, window: MaintenanceWindow, start: int, end: int) -> list[Part]:
+    def split(self, span: ItemSpan) -> list[Part]:
+        """Judge a down span inside a maintenance window; call in time order (the
+        allowance is used up in time order, per calendar month)."""
+        window = span.window
+        assert window is not None
         refusal = self._refusal(window)
         if refusal is not None:
-            return [(start, end, True, refusal)]
-        parts: list[Part] = []
+            return [(span.start_ns, span.end_ns, False, refusal)]
         # Blackout hours restrict when *planned* work may happen, not emergencies.
         planned = window.kind is not MaintenanceKind.EMERGENCY
-        spans = self._blackout_split(start, end) if planned else [(start, end, True)]
-        for part_start, part_end, allowed in spans:
+        pieces = (
+            self._blackout_split(span.start_ns, span.end_ns)
+            if planned
+            else [(span.start_ns, span.end_ns, True)]
+        )
+        parts: list[Part] = []
+        for start, end, allowed in pieces:
             if not allowed:
-                parts.append((part_start, part_end, True, self._blackout_reason()))
+                parts.append((start, end, False, self._blackout_reason()))
             else:
-                parts += self._draw_allowance(part_start, part_end)
+                parts += self._draw_allowance(start, end)
         return parts
 
     def _refusal(self, window: MaintenanceWindow) -> str | None:
@@ -74,7 +65,7 @@ class MaintenanceJudge:
                 )
             return None
         ahead = window.start_ns - window.announced_ns
-        if ahead < self._rule.notice_ns:
+        if self._rule.notice_ns > 0 and ahead < self._rule.notice_ns:
             return (
                 f"announced {ahead / HOUR:.1f} h ahead; planned maintenance needs "
                 f"{self._rule.notice_ns / HOUR:g} h notice"
@@ -112,17 +103,19 @@ class MaintenanceJudge:
 
     def _draw_allowance(self, start: int, end: int) -> list[Part]:
         excluded_why = self._rule.why or "accepted maintenance"
-        if self._allowance_left is None:
-            return [(start, end, False, excluded_why)]
-        take = min(end - start, self._allowance_left)
-        self._allowance_left -= take
+        allowance = self._rule.monthly_allowance_ns
+        if allowance is None:
+            return [(start, end, True, excluded_why)]
+        month = _local(self._policy, start).strftime("%Y-%m")
+        left = self._allowance_left.setdefault(month, allowance)
+        take = min(end - start, left)
+        self._allowance_left[month] = left - take
         parts: list[Part] = []
         if take > 0:
-            parts.append((start, start + take, False, excluded_why))
+            parts.append((start, start + take, True, excluded_why))
         if start + take < end:
-            allowance = (self._rule.monthly_allowance_ns or 0) / HOUR
-            why = f"beyond the {allowance:g} h monthly maintenance allowance"
-            parts.append((start + take, end, True, why))
+            why = f"beyond the {allowance / HOUR:g} h monthly maintenance allowance"
+            parts.append((start + take, end, False, why))
         return parts
 
 

@@ -153,6 +153,21 @@ class Outage:
 
 
 @dataclass(frozen=True, slots=True)
+class Event:
+    """Touching outages, whole (not cut at the month's edges): one incident. Per-incident
+    rules (credit minimums, one credit per event, hours per outage, the ticket, the
+    claim deadline, hardware replacement) are judged on it; it belongs to the month
+    it starts in."""
+
+    start_ns: int
+    end_ns: int
+    # Time that earns a credit, whole, and the host (hardware) part of the event.
+    credited_ns: int
+    host_ns: int
+    claim_by_ns: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class CauseTotals:
     counted_ns: int = 0
     excluded_ns: int = 0
@@ -169,6 +184,8 @@ class Credit:
     figures: dict[str, str] = field(default_factory=dict)
     # Why there is none, or why it is capped.
     note: str = ""
+    # The spans the amount was computed from: (start, end, credited ns), for the claim.
+    basis: tuple[tuple[int, int, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from collector.errors import ConfigError
-from collector.sla.engine import evaluate, month_bounds
+from collector.sla.engine import MARGIN_NS, evaluate, month_bounds
 from collector.sla.evidence import load_evidence, load_item, load_items
 from collector.sla.model import MINUTE, ItemMonth, Outage, ServiceItem
 from collector.sla.policy import Policy, load_policies
@@ -83,7 +83,9 @@ def _evaluate(
             f"({', '.join(sorted(policies))}) nor in --policies"
         )
     start, end = month_bounds(month, policy)
-    return evaluate(item, policy, month, load_evidence(conn, item, start, end))
+    # Beyond the month's end too: an incident crossing it is judged whole.
+    evidence = load_evidence(conn, item, start, end + MARGIN_NS)
+    return evaluate(item, policy, month, evidence)
 
 
 # -- formats -----------------------------------------------------------------
@@ -233,9 +235,9 @@ def _markdown(m: ItemMonth) -> str:
 
 
 def claim_text(m: ItemMonth) -> str:
-    """A credit request a customer can send, with what the agreements ask for."""
-    credited = [o for o in m.outages if o.credited_ns > 0]
-    total = sum(o.duration_ns for o in credited)
+    """A credit request a customer can send, with what the agreements ask for: exactly
+    the spans the credit was computed from, and their total."""
+    total = sum(ns for _start, _end, ns in m.credit.basis)
     lines = [
         f"Subject: Service credit request: {m.item.name or m.item.id}, {m.month}",
         "",
@@ -247,10 +249,9 @@ def claim_text(m: ItemMonth) -> str:
         "Outages:",
     ]
     lines += [
-        f"- {_time(o.start_ns)} to {_time(o.end_ns)} (UTC): {_minutes(o.duration_ns)}, "
-        f"cause {o.cause}; {o.credit_rule}"
-        + (f"; claim by {_time(o.claim_by_ns)}" if o.claim_by_ns is not None else "")
-        for o in credited
+        f"- {_time(start)} to {_time(end)} (UTC): {_minutes(ns)} credited"
+        + "".join(f", cause {o.cause}" for o in m.outages if o.start_ns < end and start < o.end_ns)
+        for start, end, ns in m.credit.basis
     ] or ["- none eligible for a credit this month"]
     lines += [
         "",
@@ -266,7 +267,7 @@ def claim_text(m: ItemMonth) -> str:
     ]
     if m.claim_deadline_ns is not None:
         lines.append(
-            f"Claim deadline: {_time(m.claim_deadline_ns)} (the earliest of the outages' "
-            "deadlines under the agreement's claim window)."
+            f"Claim deadline: {_time(m.claim_deadline_ns)} (the earliest of the incidents' "
+            "deadlines: the agreement's claim window after each incident ended)."
         )
     return "\n".join(lines) + "\n"

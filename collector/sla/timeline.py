@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import groupby, pairwise
 
 from collector.sla.model import Cause, CheckKey, MaintenanceWindow, Override, Sample
@@ -45,6 +45,10 @@ class ItemSpan:
     state: str
     cause: Cause = Cause.UNKNOWN
     cause_source: str = ""
+    # Inside a maintenance window: the cause the results themselves give (when the
+    # window is not accepted, that cause's rule applies), and the window.
+    observed: Cause = Cause.UNKNOWN
+    window: MaintenanceWindow | None = None
 
 
 def check_spans(samples: Sequence[Sample], rule: DowntimeRule) -> list[CheckSpan]:
@@ -73,7 +77,20 @@ def _held(samples: Sequence[Sample], rule: DowntimeRule) -> list[CheckSpan]:
         if not sample.ok and not continues:
             run_start = sample.start_ns
         spans.append(CheckSpan(sample.start_ns, end, not sample.ok, sample.cause, run_start))
-    return _drop_short_runs(spans, rule.min_outage_ns)
+    return _drop_short_runs(_run_causes(spans), rule.min_outage_ns)
+
+
+def _run_causes(spans: list[CheckSpan]) -> list[CheckSpan]:
+    """A run of failures has one cause: the first one known in it (as in Sonoran's
+    consecutive mode), so a round without a cause does not split an outage."""
+    result: list[CheckSpan] = []
+    for (down, _run), group in groupby(spans, key=lambda s: (s.down, s.run_start_ns)):
+        run = list(group)
+        if down:
+            cause = next((s.cause for s in run if s.cause is not None), None)
+            run = [CheckSpan(s.start_ns, s.end_ns, True, cause, s.run_start_ns) for s in run]
+        result += run
+    return result
 
 
 def _drop_short_runs(spans: list[CheckSpan], min_outage_ns: int) -> list[CheckSpan]:
@@ -166,13 +183,17 @@ def item_spans(
     for left, right in pairwise(points):
         span = _classify(left, right, active.at(left), overrides, maintenance)
         last = result[-1] if result else None
-        if last and (last.state, last.cause, last.cause_source) == (
-            span.state, span.cause, span.cause_source,
-        ) and last.end_ns == left:  # fmt: skip
-            result[-1] = ItemSpan(last.start_ns, right, span.state, span.cause, span.cause_source)
+        if last and last.end_ns == left and _same(last, span):
+            result[-1] = replace(last, end_ns=right)
         else:
             result.append(span)
     return result
+
+
+def _same(a: ItemSpan, b: ItemSpan) -> bool:
+    return (a.state, a.cause, a.cause_source, a.observed, a.window) == (
+        b.state, b.cause, b.cause_source, b.observed, b.window,
+    )  # fmt: skip
 
 
 class _ActiveSpans:
@@ -210,13 +231,14 @@ def _classify(
         return ItemSpan(left, right, state)
     override = next((o for o in overrides if o.start_ns <= left and right <= o.end_ns), None)
     if override is not None:
-        return ItemSpan(left, right, State.DOWN, override.cause, f"override: {override.reason}")
+        return ItemSpan(left, right, State.DOWN, override.cause, f"override: {override.reason}",
+                        override.cause)  # fmt: skip
+    observed = min(downs, key=_precedence).cause or Cause.UNKNOWN
     window = next((m for m in maintenance if m.start_ns <= left and right <= m.end_ns), None)
     if window is not None:
         source = f"maintenance ({window.kind})" + (f": {window.note}" if window.note else "")
-        return ItemSpan(left, right, State.DOWN, Cause.MAINTENANCE, source)
-    first = min(downs, key=_precedence)
-    return ItemSpan(left, right, State.DOWN, first.cause or Cause.UNKNOWN, "observation")
+        return ItemSpan(left, right, State.DOWN, Cause.MAINTENANCE, source, observed, window)
+    return ItemSpan(left, right, State.DOWN, observed, "observation", observed)
 
 
 _CAUSE_ORDER = {cause: index for index, cause in enumerate(Cause)}

@@ -70,7 +70,8 @@ def test_report_and_claim_for_an_imported_month(tmp_path: Path) -> None:
     assert claim.returncode == 0, claim.stderr
     for expected in (
         "Service: Shop front (service item web-1)",
-        "2026-04-10T10:00:00+00:00 to 2026-04-10T11:00:00+00:00 (UTC): 60.0 min, cause network",
+        "2026-04-10T10:00:00+00:00 to 2026-04-10T11:00:00+00:00 (UTC): 60.0 min credited, cause "
+        "network",
         "Total affected duration: 60.0 min.",
         "Credit requested: 1.39 USD",
         "Claim deadline: 2026-04-13T11:00:00+00:00",

@@ -513,3 +513,93 @@ def test_closte_excess_packet_loss_is_degraded_time_not_downtime() -> None:
     assert month.degraded_ns == 11 * MINUTE
     assert month.counted_down_ns == 0
     assert month.availability == 1.0
+
+
+# -- incidents judged whole, and maintenance keeps the observed cause (review findings) --
+
+
+def _windowed(policy: str, kind: MaintenanceKind, cause: Cause, fee: str = "300") -> ItemMonth:
+    """Down 02:00-04:00 inside a window announced a week ahead (or an emergency)."""
+    start = utc("2026-04-04T02:00:00")
+    samples = results(WEB, start - MINUTE, "." + "x" * 120 + ".", cause=cause)
+    window = MaintenanceWindow(None, start, start + 2 * HOUR, start - 7 * 24 * HOUR, kind)
+    return run(policy, "2026-04", Evidence(tuple(samples), (window,)), item(policy, fee))
+
+
+def test_accepted_maintenance_never_earns_a_credit() -> None:
+    for policy in ("websoft9", "haisoft-network"):
+        month = _windowed(policy, MaintenanceKind.PLANNED, Cause.NETWORK)
+        assert month.counted_down_ns == 0, policy
+        assert month.credit.amount == Decimal("0.00"), policy
+        assert month.outages[0].credit_rule == "accepted maintenance earns no credit"
+
+
+def test_a_refused_window_is_judged_by_the_observed_cause() -> None:
+    """HaiSoft does not exclude emergencies, but a host failure in one is still a host
+    failure: outside the network guarantee, no downtime and no credit."""
+    month = _windowed("haisoft-network", MaintenanceKind.EMERGENCY, Cause.HOST)
+    assert month.counted_down_ns == 0
+    assert month.credit.amount == Decimal("0.00")
+    network = _windowed("haisoft-network", MaintenanceKind.EMERGENCY, Cause.NETWORK)
+    assert network.counted_down_ns == 2 * HOUR
+    assert network.credit.amount == Decimal("20.00")  # 2 full hours x 300 / 30
+
+
+def test_an_incident_across_the_month_edge_is_judged_whole() -> None:
+    """Sonoran: network down 23:52-00:08 (16 min > 10): each month credits its 8
+    minutes. HaiSoft: 90 minutes from 23:15 earn one day, in the month it started.
+    Websoft9: one outage across the edge is one missed standard, in its first month."""
+    edge = utc("2026-05-01T00:00:00")
+    sonoran = tuple(results(WEB, edge - 9 * MINUTE, "." + "x" * 17 + ".", cause=Cause.NETWORK))
+    april = run("sonoran-web", "2026-04", Evidence(sonoran))
+    may = run("sonoran-web", "2026-05", Evidence(sonoran))
+    assert [o.credited_ns // MINUTE for o in april.outages + may.outages] == [8, 8]
+    haisoft = tuple(results(WEB, edge - 45 * MINUTE, "x" * 18 + ".", 5 * MINUTE, Cause.NETWORK))
+    service = item("haisoft-network", "300")
+    assert run("haisoft-network", "2026-04", Evidence(haisoft), service).credit.amount == Decimal(
+        "10.00"
+    )
+    assert run("haisoft-network", "2026-05", Evidence(haisoft), service).credit.amount == Decimal(
+        "0.00"
+    )
+    websoft = tuple(results(WEB, edge - 5 * MINUTE, "x" * 10 + ".", cause=Cause.SERVICE))
+    service = item("websoft9", "80")
+    assert run("websoft9", "2026-04", Evidence(websoft), service).credit.amount == Decimal("4.00")
+    assert run("websoft9", "2026-05", Evidence(websoft), service).credit.amount == Decimal("0.00")
+
+
+def test_a_round_without_a_cause_does_not_split_an_outage() -> None:
+    """HaiSoft: 90 minutes of network failures, one 5-minute round in the middle with no
+    cause: still one network outage of 90 minutes, one day's credit."""
+    start = utc("2026-04-02T10:00:00")
+    samples = results(WEB, start, "x" * 18 + ".", 5 * MINUTE, Cause.NETWORK)
+    samples[9] = replace(samples[9], cause=None)
+    month = run(
+        "haisoft-network", "2026-04", Evidence(tuple(samples)), item("haisoft-network", "300")
+    )
+    assert [(o.cause, o.duration_ns // MINUTE) for o in month.outages] == [(Cause.NETWORK, 90)]
+    assert month.credit.amount == Decimal("10.00")
+
+
+def test_an_override_to_maintenance_without_a_window_still_counts() -> None:
+    start = utc("2026-04-02T10:00:00")
+    samples = results(WEB, start, "x" * 60 + ".", cause=Cause.HOST)
+    override = Override("item-1", start, start + HOUR, Cause.MAINTENANCE, "said to be maintenance")
+    month = run("closte", "2026-04", Evidence(tuple(samples), (), (), (override,)))
+    assert month.counted_down_ns == HOUR
+    assert month.outages[0].cause is Cause.MAINTENANCE
+
+
+def test_closte_ticket_starts_the_credit_of_the_whole_event() -> None:
+    """Network 10:00-10:30 then host 10:30-11:00, ticket at 10:40: one event, 20 minutes
+    credited (10:40-11:00)."""
+    ping, http = CheckKey("n", "icmp"), CheckKey("n", "http")
+    start = utc("2026-04-02T10:00:00")
+    samples = results(ping, start, "x" * 30 + "." * 31, cause=Cause.NETWORK)
+    samples += results(http, start, "." * 30 + "x" * 30 + ".", cause=Cause.HOST)
+    ticket = Ticket("item-1", start + 40 * MINUTE)
+    service = item("closte-with-table", "200", checks=(ping, http))
+    month = evaluate(service, CLOSTE_WITH_TABLE, "2026-04", Evidence(tuple(samples), (), (ticket,)))
+    assert month.credit.figures["events"] == "1"
+    assert [o.credited_ns // MINUTE for o in month.outages] == [0, 20]
+    assert month.credit.basis == ((start, start + HOUR, 20 * MINUTE),)

@@ -5,15 +5,28 @@ from __future__ import annotations
 import itertools
 import random
 from decimal import Decimal
+from typing import TypeVar
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from collector.sla.engine import evaluate, month_bounds
-from collector.sla.model import MINUTE, Cause, CheckKey, Evidence, Sample, ServiceItem
+from collector.sla.model import (
+    HOUR,
+    MINUTE,
+    Cause,
+    CheckKey,
+    Evidence,
+    MaintenanceKind,
+    MaintenanceWindow,
+    Override,
+    Sample,
+    ServiceItem,
+)
 from collector.sla.policy import builtin_policies
 
 POLICIES = builtin_policies()
+T = TypeVar("T")
 CHECKS = (CheckKey("n", "a"), CheckKey("n", "b"))
 POLICY_NAMES = sorted(POLICIES)
 START, _ = month_bounds("2026-04", POLICIES["closte"])
@@ -77,11 +90,65 @@ def test_adding_a_failure_never_raises_availability(
     assert _month(policy, tuple(worse)).availability <= _month(policy, plain).availability
 
 
-@given(timelines(), st.sampled_from(POLICY_NAMES), st.randoms(use_true_random=False))
-@settings(max_examples=100, deadline=None)
-def test_the_order_of_results_does_not_matter(
-    samples: tuple[Sample, ...], policy: str, shuffler: random.Random
+@st.composite
+def windows(draw: st.DrawFn) -> tuple[MaintenanceWindow, ...]:
+    found = []
+    for _ in range(draw(st.integers(0, 3))):
+        start = START + draw(st.integers(0, 100)) * MINUTE
+        length = draw(st.integers(1, 60)) * MINUTE
+        announced = start - draw(st.integers(0, 100)) * HOUR
+        kind = draw(st.sampled_from(list(MaintenanceKind)))
+        found.append(MaintenanceWindow(None, start, start + length, announced, kind))
+    return tuple(found)
+
+
+@st.composite
+def overrides(draw: st.DrawFn) -> tuple[Override, ...]:
+    found = []
+    for _ in range(draw(st.integers(0, 2))):
+        start = START + draw(st.integers(0, 100)) * MINUTE
+        length = draw(st.integers(1, 60)) * MINUTE
+        found.append(Override("i", start, start + length, draw(st.sampled_from(list(Cause))), "x"))
+    return tuple(found)
+
+
+@given(
+    timelines(), windows(), overrides(), st.sampled_from(POLICY_NAMES),
+    st.randoms(use_true_random=False),
+)  # fmt: skip
+@settings(max_examples=150, deadline=None)
+def test_the_order_of_inputs_does_not_matter(
+    samples: tuple[Sample, ...],
+    maintenance: tuple[MaintenanceWindow, ...],
+    verdicts: tuple[Override, ...],
+    policy: str,
+    shuffler: random.Random,
 ) -> None:
-    shuffled = list(samples)
-    shuffler.shuffle(shuffled)
-    assert _month(policy, tuple(shuffled)) == _month(policy, samples)
+    def shuffled(items: tuple[T, ...]) -> tuple[T, ...]:
+        copy = list(items)
+        shuffler.shuffle(copy)
+        return tuple(copy)
+
+    given_order = Evidence(samples, maintenance, (), verdicts)
+    other_order = Evidence(shuffled(samples), shuffled(maintenance), (), shuffled(verdicts))
+    service = _item(policy)
+    assert evaluate(service, POLICIES[policy], "2026-04", other_order) == evaluate(
+        service, POLICIES[policy], "2026-04", given_order
+    )
+
+
+@given(timelines(), windows(), overrides(), st.sampled_from(POLICY_NAMES))
+@settings(max_examples=150, deadline=None)
+def test_totals_hold_with_maintenance_and_overrides(
+    samples: tuple[Sample, ...],
+    maintenance: tuple[MaintenanceWindow, ...],
+    verdicts: tuple[Override, ...],
+    policy: str,
+) -> None:
+    month = evaluate(
+        _item(policy), POLICIES[policy], "2026-04", Evidence(samples, maintenance, (), verdicts)
+    )
+    down = sum(o.duration_ns for o in month.outages)
+    assert down == month.counted_down_ns + month.excluded_ns
+    assert all(o.credited_ns <= o.duration_ns for o in month.outages)
+    assert month.credit.amount >= 0
