@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from decimal import ROUND_HALF_UP, Decimal
+from typing import NamedTuple
 
 from collector.sla.model import DAY, HOUR, MINUTE, Credit, Event, Outage, ServiceItem
 from collector.sla.policy import CreditKind, Policy
@@ -43,7 +44,17 @@ def compute_credit(
     compute = _KINDS.get(rule.kind)
     if compute is None:
         return _none(item, "this policy grants no credits")
-    return compute(item, policy, period, outages, events)
+    return compute(_Month(item, policy, period, outages, events))
+
+
+class _Month(NamedTuple):
+    """What every credit kind may use."""
+
+    item: ServiceItem
+    policy: Policy
+    period: tuple[int, int]
+    outages: Sequence[Outage]
+    events: Sequence[Event]
 
 
 def _none(item: ServiceItem, note: str) -> Credit:
@@ -64,14 +75,9 @@ def _event_basis(events: Sequence[Event]) -> tuple[tuple[int, int, int], ...]:
     return tuple((e.start_ns, e.end_ns, e.credited_ns) for e in events if e.credited_ns)
 
 
-def _proportional(
-    item: ServiceItem,
-    policy: Policy,
-    period: tuple[int, int],
-    outages: Sequence[Outage],
-    events: Sequence[Event],
-) -> Credit:
+def _proportional(month: _Month) -> Credit:
     """Sonoran: credited time / (24 h x period_days) x the monthly fee."""
+    item, policy, _period, outages, _events = month
     basis = _outage_basis(outages)
     credited = sum(ns for _s, _e, ns in basis)
     days = policy.credit.period_days
@@ -85,14 +91,9 @@ def _proportional(
     )  # fmt: skip
 
 
-def _per_minute_of_prior_invoice(
-    item: ServiceItem,
-    policy: Policy,
-    period: tuple[int, int],
-    outages: Sequence[Outage],
-    events: Sequence[Event],
-) -> Credit:
+def _per_minute_of_prior_invoice(month: _Month) -> Credit:
     """Sonar: prior invoice / minutes in this month x minutes of downtime."""
+    item, _policy, period, outages, _events = month
     if item.prior_invoice is None:
         return _none(item, "no credit computed: the service item has no prior_invoice")
     basis = _outage_basis(outages, counted=True)
@@ -109,14 +110,9 @@ def _per_minute_of_prior_invoice(
     )  # fmt: skip
 
 
-def _day_per_full_hour(
-    item: ServiceItem,
-    policy: Policy,
-    period: tuple[int, int],
-    outages: Sequence[Outage],
-    events: Sequence[Event],
-) -> Credit:
+def _day_per_full_hour(month: _Month) -> Credit:
     """HaiSoft: fee / 30 per full hour of each incident longer than min_outage, capped."""
+    item, policy, _period, _outages, events = month
     rule = policy.credit
     long_enough = [e for e in events if e.credited_ns > rule.min_outage_ns]
     hours = sum(e.credited_ns // HOUR for e in long_enough)
@@ -126,14 +122,9 @@ def _day_per_full_hour(
     return _capped(item, day * hours, rule.cap_ratio, formula, figures, _event_basis(long_enough))
 
 
-def _percent_per_outage(
-    item: ServiceItem,
-    policy: Policy,
-    period: tuple[int, int],
-    outages: Sequence[Outage],
-    events: Sequence[Event],
-) -> Credit:
+def _percent_per_outage(month: _Month) -> Credit:
     """Websoft9: a share of the fee per missed service standard (incident), capped."""
+    item, policy, _period, _outages, events = month
     rule = policy.credit
     basis = _event_basis(events)
     amount = item.monthly_fee * rule.percent_per_outage * len(basis)
@@ -142,14 +133,9 @@ def _percent_per_outage(
     return _capped(item, amount, rule.cap_ratio, formula, figures, basis)
 
 
-def _table(
-    item: ServiceItem,
-    policy: Policy,
-    period: tuple[int, int],
-    outages: Sequence[Outage],
-    events: Sequence[Event],
-) -> Credit:
+def _table(month: _Month) -> Credit:
     """Closte: the share of the fee for the availability band of the month's incidents."""
+    item, policy, period, _outages, events = month
     rule = policy.credit
     if not rule.table:
         return _none(item, "no credit computed: the agreement's credit table is not in its "
@@ -190,7 +176,7 @@ def _capped(
     return Credit(_money(amount), item.currency, formula, figures, note, basis)
 
 
-_Kind = Callable[[ServiceItem, Policy, tuple[int, int], Sequence[Outage], Sequence[Event]], Credit]
+_Kind = Callable[[_Month], Credit]
 _KINDS: dict[str, _Kind] = {
     CreditKind.PROPORTIONAL: _proportional,
     CreditKind.PER_MINUTE_OF_PRIOR_INVOICE: _per_minute_of_prior_invoice,
