@@ -26,6 +26,9 @@ class Cause(StrEnum):
     SERVICE = "service"  # the provider-run service software
     CUSTOMER = "customer"
     DDOS = "ddos"
+    # An event beyond anyone's control (Sonar, Websoft9 exclude it); only an operator's
+    # override or an import says so: no measurement can.
+    FORCE_MAJEURE = "force_majeure"
     MAINTENANCE = "maintenance"
     UNKNOWN = "unknown"
 

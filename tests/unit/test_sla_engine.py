@@ -447,20 +447,28 @@ def test_policy_may_count_unknown_time_as_down() -> None:
     assert month.counted_down_ns == 30 * 24 * HOUR - HOUR
 
 
-# Which causes count toward availability, per built-in policy, as the agreements say.
+# Which causes count toward availability, per built-in policy, as the agreements say
+# (Sonoran names no force majeure exclusion, so there it counts).
 COUNTS = {
     # Sonoran 6.3: network, backbone (upstream) and the customer's network are not in
     # server uptime; 6.2: DoS is not in mail uptime.
-    "sonoran-web": {Cause.HOST, Cause.SERVICE, Cause.DDOS, Cause.UNKNOWN},
-    "sonoran-mail": {Cause.HOST, Cause.SERVICE, Cause.UNKNOWN},
-    "sonoran-hypervisor": {Cause.HOST, Cause.SERVICE, Cause.DDOS, Cause.UNKNOWN},
-    # Sonar: customer acts and networks, the Internet beyond Sonar, security threats.
+    "sonoran-web": {Cause.HOST, Cause.SERVICE, Cause.DDOS, Cause.FORCE_MAJEURE, Cause.UNKNOWN},
+    "sonoran-mail": {Cause.HOST, Cause.SERVICE, Cause.FORCE_MAJEURE, Cause.UNKNOWN},
+    "sonoran-hypervisor": {
+        Cause.HOST,
+        Cause.SERVICE,
+        Cause.DDOS,
+        Cause.FORCE_MAJEURE,
+        Cause.UNKNOWN,
+    },
+    # Sonar: customer acts and networks, the Internet beyond Sonar, security threats,
+    # force majeure.
     "sonar": {Cause.NETWORK, Cause.HOST, Cause.SERVICE, Cause.UNKNOWN},
     # HaiSoft: the network guarantee only.
     "haisoft-network": {Cause.NETWORK},
     # Closte: only network and host node.
     "closte": {Cause.NETWORK, Cause.HOST},
-    # Websoft9: customer environment and cloud infrastructure are excluded.
+    # Websoft9: customer environment, cloud infrastructure and force majeure excluded.
     "websoft9": {Cause.NETWORK, Cause.HOST, Cause.SERVICE, Cause.DDOS, Cause.UNKNOWN},
 }
 
