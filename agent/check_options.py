@@ -6,6 +6,7 @@ libraries; docs/checks.md documents every option with an example.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from dataclasses import dataclass, field
@@ -76,7 +77,22 @@ class HostOptions:
     interfaces: tuple[str, ...] = ()
 
 
-CheckOptions = HttpOptions | MailOptions | DnsOptions | HostOptions
+@dataclass(frozen=True, slots=True)
+class EgressLossOptions:
+    """The egress-loss check: the threshold, and the hops probed beside the egress hop."""
+
+    threshold: float = 0.01
+    # The border router: probed with the same echoes, for the report.
+    border: str | None = None
+    # An address beyond the egress hop: if it loses nothing while the egress hop
+    # loses replies, the hop is rate limiting its ICMP replies, not losing packets.
+    beyond: str | None = None
+    # While undecided, double the echoes of the next window (up to max_packets).
+    adaptive: bool = True
+    max_packets: int = 20_000
+
+
+CheckOptions = HttpOptions | MailOptions | DnsOptions | HostOptions | EgressLossOptions
 
 
 def read_tls(data: object, path: str, problems: list[str]) -> TlsOptions:
@@ -125,6 +141,30 @@ def read_dns(data: object, path: str, problems: list[str]) -> DnsOptions:
         expect_rcode=f.choice("expect_rcode", "NOERROR", DNS_RCODES),
         tcp=f.boolean("tcp", False),
     )
+
+
+def read_egress_loss(data: object, path: str, problems: list[str]) -> EgressLossOptions:
+    f = Fields(data, path, {"threshold", "border", "beyond", "adaptive", "max_packets"}, problems)
+    options = EgressLossOptions(
+        threshold=f.number("threshold", 0.01, 0.0, 0.5),
+        border=f.optional_text("border"),
+        beyond=f.optional_text("beyond"),
+        adaptive=f.boolean("adaptive", True),
+        max_packets=f.integer("max_packets", 20_000, 1, 1_000_000),
+    )
+    for key in ("border", "beyond"):
+        address = getattr(options, key)
+        if address is not None and not _is_ip(address):
+            f.problem(key, f"{address!r} is not an IPv4 or IPv6 address")
+    return options
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def read_host(data: object, path: str, problems: list[str]) -> HostOptions:

@@ -210,7 +210,7 @@ def _probe_check(check: dict[str, object], count: int, interval: float, as_json:
     from agent.oneshot import probe_rounds, rounds_report, rounds_text
 
     try:
-        config = check_from_mapping({"id": "probe", "interval": 86_400, **check})
+        config = check_from_mapping({"id": "probe", "interval": 86_400} | check)
     except AgentError as exc:
         _fail(str(exc))
         return
@@ -348,6 +348,45 @@ _mail_command(
 )
 
 
+@probe.command("egress-loss")
+@click.argument("target", metavar="EGRESS_HOP")
+@click.option(
+    "--beyond", metavar="ADDR", help="An address past the egress hop (tells rate limiting)."
+)
+@click.option("--border", metavar="ADDR", help="The border router, probed alongside.")
+@click.option("--threshold", default=0.01, show_default=True, type=click.FloatRange(0, 0.5),
+              help="Loss ratio that counts as Excess Packet Loss.")  # fmt: skip
+@click.option("--echoes", default=1000, show_default=True, type=click.IntRange(1, 1_000_000),
+              help="Echoes per window.")  # fmt: skip
+@click.option("--spacing", default=0.01, show_default=True, type=click.FloatRange(0.001, 60),
+              help="Seconds between echoes.")  # fmt: skip
+@click.option("--windows", default=1, show_default=True, type=click.IntRange(1, 10_000),
+              help="Windows to measure (undecided ones send more echoes next).")  # fmt: skip
+@_timeout
+@_json
+def probe_egress_loss_command(
+    target: str,
+    beyond: str | None,
+    border: str | None,
+    threshold: float,
+    echoes: int,
+    spacing: float,
+    windows: int,
+    timeout: float,
+    as_json: bool,
+) -> None:
+    """Decide Excess Packet Loss toward EGRESS_HOP (docs/packet-loss.md): each window's
+    verdict is clear, undecided, excess or rate_limited."""
+    options: dict[str, object] = {"threshold": threshold}
+    options.update({k: v for k, v in (("beyond", beyond), ("border", border)) if v})
+    window = (echoes - 1) * spacing + timeout
+    _probe_check(
+        {"kind": "egress_loss", "target": target, "packets": echoes, "spacing": spacing,
+         "timeout": timeout, "interval": max(window / 0.9, 0.1) + 1, "egress_loss": options},
+        windows, 0.0, as_json,
+    )  # fmt: skip
+
+
 @probe.command("dns")
 @click.argument("server", metavar="SERVER")
 @click.option("--name", required=True, help="Name to query.")
@@ -382,3 +421,96 @@ def probe_dns_command(
     _probe_check(
         {"kind": "dns", "target": server, "timeout": timeout, "dns": dns}, count, interval, as_json
     )
+
+
+@main.command("path")
+@click.argument("target")
+@click.option(
+    "--probe",
+    type=click.Choice(["icmp", "udp", "tcp"]),
+    default="icmp",
+    show_default=True,
+    help="Probe type: ICMP echo, UDP to a closed port, or TCP SYN.",
+)
+@click.option(
+    "--count",
+    "-c",
+    default=10,
+    show_default=True,
+    type=click.IntRange(1, 10_000),
+    help="Rounds: each probes every TTL up to the target once.",
+)
+@click.option(
+    "--interval",
+    "-i",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(0.01, 60),
+    help="Seconds between the starts of rounds.",
+)
+@_timeout
+@click.option("--max-ttl", default=30, show_default=True, type=click.IntRange(1, 64))
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    help="UDP/TCP destination port (default 33434 for UDP, 80 for TCP).",
+)
+@click.option(
+    "--flow-id",
+    type=click.IntRange(1, 65535),
+    help="The flow: UDP/TCP source port or ICMP identifier (default random). "
+    "Constant for the whole run, so every probe follows one ECMP path.",
+)
+@click.option(
+    "--border",
+    "borders",
+    multiple=True,
+    metavar="ADDR",
+    help="An address of the border router (repeatable): its hop is the border, "
+    "the next the egress hop.",
+)
+@click.option(
+    "--provider-prefix",
+    "prefixes",
+    multiple=True,
+    metavar="CIDR",
+    help="A prefix of the provider's own network (repeatable): the last hop inside is "
+    "the border, the next the egress hop.",
+)
+@click.option(
+    "--time-limit",
+    type=click.FloatRange(0, 86_400, min_open=True),
+    help="Stop after this many seconds (default: count x interval + timeout + 5).",
+)
+@click.option("--numeric", "-n", is_flag=True, help="Do not look up reverse names.")
+@_json
+def path_command(
+    target: str,
+    probe: str,
+    count: int,
+    interval: float,
+    timeout: float,
+    max_ttl: int,
+    port: int | None,
+    flow_id: int | None,
+    borders: tuple[str, ...],
+    prefixes: tuple[str, ...],
+    time_limit: float | None,
+    numeric: bool,
+    as_json: bool,
+) -> None:
+    """Trace the path to TARGET (IPv4) with a constant flow (Paris traceroute),
+    COUNT rounds, with per-hop loss and RTT, like mtr."""
+    # Imported here: the path modules bring in scapy when a trace runs.
+    from agent.path.command import PathOptions, path_main
+
+    options = PathOptions(
+        target, probe, count, interval, timeout, max_ttl, port, flow_id,
+        borders, prefixes, time_limit, numeric, as_json,
+    )  # fmt: skip
+    try:
+        text = path_main(options)
+    except (ValueError, AgentError) as exc:
+        _fail(str(exc))
+        return
+    click.echo(text)

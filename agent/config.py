@@ -26,6 +26,7 @@ from agent.check_options import (
     CheckOptions,
     check_url,
     read_dns,
+    read_egress_loss,
     read_host,
     read_http,
     read_mail,
@@ -55,11 +56,12 @@ class CheckKind(StrEnum):
     POP3 = "pop3"
     DNS = "dns"
     HOST = "host"
+    EGRESS_LOSS = "egress_loss"
 
 
 # Kinds whose round sends several probes (``packets`` x ``spacing``); the
 # others make one exchange per round.
-MULTI_PROBE_KINDS = frozenset({CheckKind.ICMP, CheckKind.TCP})
+MULTI_PROBE_KINDS = frozenset({CheckKind.ICMP, CheckKind.TCP, CheckKind.EGRESS_LOSS})
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +147,7 @@ _OPTION_READERS: dict[CheckKind, Callable[[object, str, list[str]], CheckOptions
     CheckKind.POP3: read_mail,
     CheckKind.DNS: read_dns,
     CheckKind.HOST: read_host,
+    CheckKind.EGRESS_LOSS: read_egress_loss,
 }
 _CHECK_KEYS = {"id", "kind", "target", "interval", "timeout", "packets", "spacing"}
 
@@ -158,7 +161,7 @@ def parse_dns_server(text: str) -> tuple[str, int]:
 
 
 def _check_target(kind: CheckKind, target: str) -> None:
-    if kind is CheckKind.ICMP:
+    if kind in (CheckKind.ICMP, CheckKind.EGRESS_LOSS):
         parse_ip(target)
     elif kind in (CheckKind.TCP, CheckKind.SMTP, CheckKind.POP3):
         parse_host_port(target)

@@ -17,6 +17,7 @@ _DETAIL_FIELD: dict[type[Message], str] = {
     pb.MailDetail: "mail",
     pb.DnsDetail: "dns",
     pb.HostDetail: "host",
+    pb.EgressLossDetail: "egress_loss",
 }
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from google.protobuf import json_format
 
-from agent.config import CheckConfig
+from agent.config import CheckConfig, CheckKind
 from agent.net.icmp_engine import IcmpEngine
 from agent.observation import Observation
 from agent.probes import build_probe
@@ -127,12 +127,17 @@ async def probe_tcp(
 
 async def probe_rounds(check: CheckConfig, count: int, interval: float) -> list[Observation]:
     """Run ``count`` rounds of a check, ``interval`` seconds apart, without a collector."""
-    probe = build_probe(check, None)
-    observations = []
-    for index in range(count):
-        if index:
-            await asyncio.sleep(interval)
-        observations.append(await probe.run_round())
+    engine = IcmpEngine() if check.kind in (CheckKind.ICMP, CheckKind.EGRESS_LOSS) else None
+    try:
+        probe = build_probe(check, engine)
+        observations = []
+        for index in range(count):
+            if index:
+                await asyncio.sleep(interval)
+            observations.append(await probe.run_round())
+    finally:
+        if engine is not None:
+            engine.close()
     return observations
 
 
@@ -144,6 +149,8 @@ def round_as_dict(observation: Observation) -> dict[str, Any]:
         .lower(),
         "error_detail": observation.error_detail,
         "duration_ms": observation.duration_ns / 1e6,
+        "packets_sent": observation.packets_sent,
+        "packets_received": observation.packets_received,
         "connect_ms": observation.rtt_samples_ns[0] / 1e6 if observation.rtt_samples_ns else None,
     }
     if observation.detail is not None:

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TextIO
 
+from agent.check_options import EgressLossOptions
 from agent.config import AgentConfig, CheckConfig, CheckKind
 from agent.host import HostSampler, peak_rss_bytes, process_cpu_seconds
 from agent.net.icmp_engine import IcmpEngine
@@ -65,12 +66,20 @@ class RunSummary:
 
 def _probe_builder(engine: IcmpEngine) -> Callable[[CheckConfig], Probe]:
     def build(check: CheckConfig) -> Probe:
-        if check.kind is CheckKind.ICMP:
+        if check.kind in (CheckKind.ICMP, CheckKind.EGRESS_LOSS):
             # Opened now, so a missing privilege shows at start (or rejects a push).
-            engine.open(socket.AF_INET6 if ":" in check.target else socket.AF_INET)
+            for address in _icmp_addresses(check):
+                engine.open(socket.AF_INET6 if ":" in address else socket.AF_INET)
         return build_probe(check, engine)
 
     return build
+
+
+def _icmp_addresses(check: CheckConfig) -> list[str]:
+    """Every address a check pings: its target, and an egress-loss check's border and beyond."""
+    options = check.options
+    extra = [options.border, options.beyond] if isinstance(options, EgressLossOptions) else []
+    return [check.target, *(address for address in extra if address)]
 
 
 async def run_agent(

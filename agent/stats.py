@@ -22,7 +22,10 @@ def wilson_interval(failures: int, trials: int, z: float = Z_95) -> tuple[float,
     denom = 1 + z2 / trials
     centre = (p + z2 / (2 * trials)) / denom
     half = z * math.sqrt(p * (1 - p) / trials + z2 / (4 * trials * trials)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # At the edges the bounds are exactly 0 and 1; floating point would leave ~1e-18.
+    low = 0.0 if failures == 0 else max(0.0, centre - half)
+    high = 1.0 if failures == trials else min(1.0, centre + half)
+    return (low, high)
 
 
 def percentile(sorted_values: Sequence[int], q: float) -> int:

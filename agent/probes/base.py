@@ -23,6 +23,7 @@ WIRE_KIND: dict[CheckKind, pb.CheckKind] = {
     CheckKind.POP3: pb.CHECK_KIND_POP3,
     CheckKind.DNS: pb.CHECK_KIND_DNS,
     CheckKind.HOST: pb.CHECK_KIND_HOST,
+    CheckKind.EGRESS_LOSS: pb.CHECK_KIND_EGRESS_LOSS,
 }
 
 Exchange = Callable[[Phase, Observation], Awaitable[None]]
@@ -121,6 +122,7 @@ _PROBE_MODULES = {
     CheckKind.POP3: ("agent.probes.pop3", "Pop3Probe"),
     CheckKind.DNS: ("agent.probes.dns", "DnsProbe"),
     CheckKind.HOST: ("agent.probes.host", "HostProbe"),
+    CheckKind.EGRESS_LOSS: ("agent.probes.egress_loss", "EgressLossProbe"),
 }
 
 
@@ -129,7 +131,7 @@ def build_probe(check: CheckConfig, icmp_engine: IcmpEngine | None) -> Probe:
     them, so an agent that only pings never loads an HTTP or DNS library."""
     module_name, class_name = _PROBE_MODULES[check.kind]
     probe_class = getattr(importlib.import_module(module_name), class_name)
-    if check.kind is CheckKind.ICMP:
+    if check.kind in (CheckKind.ICMP, CheckKind.EGRESS_LOSS):
         if icmp_engine is None:
             raise ValueError("ICMP checks need the shared ICMP engine")
         return cast(Probe, probe_class(check, icmp_engine))

@@ -80,6 +80,11 @@ def test_every_check_of_the_example_config_succeeds(lab: Lab, tmp_path: Path) ->
     assert metrics[("slawatch_probe_tls_cert_expiry_timestamp_seconds", "web-tls")] > time.time()
     assert metrics[("slawatch_probe_tls_handshake_seconds", "mail-smtp")] > 0
     assert metrics[("slawatch_probe_success", "dns-www")] == 1
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        verdicts = {row[0] for row in conn.execute(
+            "SELECT json_extract(detail_json, '$.egress_loss.verdict') FROM observations "
+            "WHERE check_id = 'egress-loopback'")}  # fmt: skip
+    assert verdicts == {"VERDICT_CLEAR"}  # loopback loses nothing: 0 of 400
     assert 0 < metrics[("slawatch_host_disk_used_ratio", "node")] < 1
     assert metrics[("slawatch_host_process_running", "node")] >= 1  # nginx
     findings = [v for n, labels, v in scrape_samples(node, metrics_url)

@@ -297,3 +297,21 @@ def test_config_version_and_status_lengths() -> None:
         with pytest.raises(InvalidMessage, match=fragment) as info:
             validate_config_status(status)
         assert info.value.rule == "too_long"
+
+
+def test_egress_loss_detail_is_validated_like_any_detail() -> None:
+    o = good_observation()
+    o.kind = pb.CHECK_KIND_EGRESS_LOSS
+    o.egress_loss.verdict = pb.EgressLossDetail.VERDICT_EXCESS
+    o.egress_loss.threshold_ratio = 0.01
+    o.egress_loss.loss_lower_ratio = 0.02
+    o.egress_loss.loss_upper_ratio = 0.05
+    o.egress_loss.beyond.address = "198.18.3.2"
+    validate_batch(batch_of(o), NOW, LIMITS)
+    o.egress_loss.beyond.loss_upper_ratio = 1.5
+    with pytest.raises(InvalidMessage, match=r"egress_loss\.beyond\.loss_upper_ratio: ratio 1\.5"):
+        validate_batch(batch_of(o), NOW, LIMITS)
+    o.egress_loss.beyond.loss_upper_ratio = 0.1
+    o.egress_loss.verdict = 9  # type: ignore[assignment]
+    with pytest.raises(InvalidMessage, match=r"egress_loss\.verdict: 9"):
+        validate_batch(batch_of(o), NOW, LIMITS)

@@ -97,7 +97,7 @@ class RttStats(_message.Message):
     def __init__(self, min_ns: _Optional[int] = ..., mean_ns: _Optional[int] = ..., max_ns: _Optional[int] = ..., stddev_ns: _Optional[int] = ..., samples_ns: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class Observation(_message.Message):
-    __slots__ = ("check_id", "kind", "target", "start_unix_ns", "duration_ns", "outcome", "error_class", "error_detail", "packets_sent", "packets_received", "rtt", "http", "mail", "dns", "host")
+    __slots__ = ("check_id", "kind", "target", "start_unix_ns", "duration_ns", "outcome", "error_class", "error_detail", "packets_sent", "packets_received", "rtt", "http", "mail", "dns", "host", "egress_loss")
     CHECK_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
@@ -113,6 +113,7 @@ class Observation(_message.Message):
     MAIL_FIELD_NUMBER: _ClassVar[int]
     DNS_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
+    EGRESS_LOSS_FIELD_NUMBER: _ClassVar[int]
     check_id: str
     kind: CheckKind
     target: str
@@ -128,7 +129,52 @@ class Observation(_message.Message):
     mail: MailDetail
     dns: DnsDetail
     host: HostDetail
-    def __init__(self, check_id: _Optional[str] = ..., kind: _Optional[_Union[CheckKind, str]] = ..., target: _Optional[str] = ..., start_unix_ns: _Optional[int] = ..., duration_ns: _Optional[int] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., error_class: _Optional[_Union[ErrorClass, str]] = ..., error_detail: _Optional[str] = ..., packets_sent: _Optional[int] = ..., packets_received: _Optional[int] = ..., rtt: _Optional[_Union[RttStats, _Mapping]] = ..., http: _Optional[_Union[HttpDetail, _Mapping]] = ..., mail: _Optional[_Union[MailDetail, _Mapping]] = ..., dns: _Optional[_Union[DnsDetail, _Mapping]] = ..., host: _Optional[_Union[HostDetail, _Mapping]] = ...) -> None: ...
+    egress_loss: EgressLossDetail
+    def __init__(self, check_id: _Optional[str] = ..., kind: _Optional[_Union[CheckKind, str]] = ..., target: _Optional[str] = ..., start_unix_ns: _Optional[int] = ..., duration_ns: _Optional[int] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., error_class: _Optional[_Union[ErrorClass, str]] = ..., error_detail: _Optional[str] = ..., packets_sent: _Optional[int] = ..., packets_received: _Optional[int] = ..., rtt: _Optional[_Union[RttStats, _Mapping]] = ..., http: _Optional[_Union[HttpDetail, _Mapping]] = ..., mail: _Optional[_Union[MailDetail, _Mapping]] = ..., dns: _Optional[_Union[DnsDetail, _Mapping]] = ..., host: _Optional[_Union[HostDetail, _Mapping]] = ..., egress_loss: _Optional[_Union[EgressLossDetail, _Mapping]] = ...) -> None: ...
+
+class EgressLossDetail(_message.Message):
+    __slots__ = ("verdict", "threshold_ratio", "loss_lower_ratio", "loss_upper_ratio", "border", "beyond", "next_window_packets")
+    class Verdict(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        VERDICT_UNSPECIFIED: _ClassVar[EgressLossDetail.Verdict]
+        VERDICT_CLEAR: _ClassVar[EgressLossDetail.Verdict]
+        VERDICT_UNDECIDED: _ClassVar[EgressLossDetail.Verdict]
+        VERDICT_EXCESS: _ClassVar[EgressLossDetail.Verdict]
+        VERDICT_RATE_LIMITED: _ClassVar[EgressLossDetail.Verdict]
+    VERDICT_UNSPECIFIED: EgressLossDetail.Verdict
+    VERDICT_CLEAR: EgressLossDetail.Verdict
+    VERDICT_UNDECIDED: EgressLossDetail.Verdict
+    VERDICT_EXCESS: EgressLossDetail.Verdict
+    VERDICT_RATE_LIMITED: EgressLossDetail.Verdict
+    VERDICT_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_RATIO_FIELD_NUMBER: _ClassVar[int]
+    LOSS_LOWER_RATIO_FIELD_NUMBER: _ClassVar[int]
+    LOSS_UPPER_RATIO_FIELD_NUMBER: _ClassVar[int]
+    BORDER_FIELD_NUMBER: _ClassVar[int]
+    BEYOND_FIELD_NUMBER: _ClassVar[int]
+    NEXT_WINDOW_PACKETS_FIELD_NUMBER: _ClassVar[int]
+    verdict: EgressLossDetail.Verdict
+    threshold_ratio: float
+    loss_lower_ratio: float
+    loss_upper_ratio: float
+    border: HopLoss
+    beyond: HopLoss
+    next_window_packets: int
+    def __init__(self, verdict: _Optional[_Union[EgressLossDetail.Verdict, str]] = ..., threshold_ratio: _Optional[float] = ..., loss_lower_ratio: _Optional[float] = ..., loss_upper_ratio: _Optional[float] = ..., border: _Optional[_Union[HopLoss, _Mapping]] = ..., beyond: _Optional[_Union[HopLoss, _Mapping]] = ..., next_window_packets: _Optional[int] = ...) -> None: ...
+
+class HopLoss(_message.Message):
+    __slots__ = ("address", "sent", "received", "loss_lower_ratio", "loss_upper_ratio")
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    SENT_FIELD_NUMBER: _ClassVar[int]
+    RECEIVED_FIELD_NUMBER: _ClassVar[int]
+    LOSS_LOWER_RATIO_FIELD_NUMBER: _ClassVar[int]
+    LOSS_UPPER_RATIO_FIELD_NUMBER: _ClassVar[int]
+    address: str
+    sent: int
+    received: int
+    loss_lower_ratio: float
+    loss_upper_ratio: float
+    def __init__(self, address: _Optional[str] = ..., sent: _Optional[int] = ..., received: _Optional[int] = ..., loss_lower_ratio: _Optional[float] = ..., loss_upper_ratio: _Optional[float] = ...) -> None: ...
 
 class TlsDetail(_message.Message):
     __slots__ = ("handshake_ns", "protocol", "cert_not_after_unix", "cert_subject", "verified")
