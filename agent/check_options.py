@@ -92,7 +92,20 @@ class EgressLossOptions:
     max_packets: int = 20_000
 
 
-CheckOptions = HttpOptions | MailOptions | DnsOptions | HostOptions | EgressLossOptions
+@dataclass(frozen=True, slots=True)
+class PathOptions:
+    """The path check: how each trace is made (``slawatch-agent path``)."""
+
+    probe: str = "icmp"
+    rounds: int = 3
+    max_ttl: int = 30
+    border: tuple[str, ...] = ()
+    provider_prefixes: tuple[str, ...] = ()
+
+
+CheckOptions = (
+    HttpOptions | MailOptions | DnsOptions | HostOptions | EgressLossOptions | PathOptions
+)
 
 
 def read_tls(data: object, path: str, problems: list[str]) -> TlsOptions:
@@ -156,6 +169,27 @@ def read_egress_loss(data: object, path: str, problems: list[str]) -> EgressLoss
         address = getattr(options, key)
         if address is not None and not _is_ip(address):
             f.problem(key, f"{address!r} is not an IPv4 or IPv6 address")
+    return options
+
+
+def read_path(data: object, path: str, problems: list[str]) -> PathOptions:
+    f = Fields(data, path, {"probe", "rounds", "max_ttl", "border", "provider_prefixes"},
+               problems)  # fmt: skip
+    options = PathOptions(
+        probe=f.choice("probe", "icmp", ("icmp", "udp", "tcp")),
+        rounds=f.integer("rounds", 3, 1, 100),
+        max_ttl=f.integer("max_ttl", 30, 1, 64),
+        border=f.text_list("border", (), max_items=16),
+        provider_prefixes=f.text_list("provider_prefixes", (), max_items=64),
+    )
+    for index, address in enumerate(options.border):
+        if not _is_ip(address):
+            f.problem(f"border[{index}]", f"{address!r} is not an IP address")
+    for index, prefix in enumerate(options.provider_prefixes):
+        try:
+            ipaddress.ip_network(prefix, strict=False)
+        except ValueError:
+            f.problem(f"provider_prefixes[{index}]", f"{prefix!r} is not a CIDR prefix")
     return options
 
 

@@ -30,6 +30,7 @@ from agent.check_options import (
     read_host,
     read_http,
     read_mail,
+    read_path,
 )
 from agent.config_fields import Fields
 from agent.errors import ConfigError
@@ -57,6 +58,7 @@ class CheckKind(StrEnum):
     DNS = "dns"
     HOST = "host"
     EGRESS_LOSS = "egress_loss"
+    PATH = "path"
 
 
 # Kinds whose round sends several probes (``packets`` x ``spacing``); the
@@ -148,6 +150,7 @@ _OPTION_READERS: dict[CheckKind, Callable[[object, str, list[str]], CheckOptions
     CheckKind.DNS: read_dns,
     CheckKind.HOST: read_host,
     CheckKind.EGRESS_LOSS: read_egress_loss,
+    CheckKind.PATH: read_path,
 }
 _CHECK_KEYS = {"id", "kind", "target", "interval", "timeout", "packets", "spacing"}
 
@@ -161,7 +164,7 @@ def parse_dns_server(text: str) -> tuple[str, int]:
 
 
 def _check_target(kind: CheckKind, target: str) -> None:
-    if kind in (CheckKind.ICMP, CheckKind.EGRESS_LOSS):
+    if kind in (CheckKind.ICMP, CheckKind.EGRESS_LOSS, CheckKind.PATH):
         parse_ip(target)
     elif kind in (CheckKind.TCP, CheckKind.SMTP, CheckKind.POP3):
         parse_host_port(target)

@@ -18,6 +18,7 @@ _DETAIL_FIELD: dict[type[Message], str] = {
     pb.DnsDetail: "dns",
     pb.HostDetail: "host",
     pb.EgressLossDetail: "egress_loss",
+    pb.PathDetail: "path",
 }
 
 

@@ -24,6 +24,7 @@ WIRE_KIND: dict[CheckKind, pb.CheckKind] = {
     CheckKind.DNS: pb.CHECK_KIND_DNS,
     CheckKind.HOST: pb.CHECK_KIND_HOST,
     CheckKind.EGRESS_LOSS: pb.CHECK_KIND_EGRESS_LOSS,
+    CheckKind.PATH: pb.CHECK_KIND_PATH,
 }
 
 Exchange = Callable[[Phase, Observation], Awaitable[None]]
@@ -123,6 +124,7 @@ _PROBE_MODULES = {
     CheckKind.DNS: ("agent.probes.dns", "DnsProbe"),
     CheckKind.HOST: ("agent.probes.host", "HostProbe"),
     CheckKind.EGRESS_LOSS: ("agent.probes.egress_loss", "EgressLossProbe"),
+    CheckKind.PATH: ("agent.probes.path", "PathProbe"),
 }
 
 

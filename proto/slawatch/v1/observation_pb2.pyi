@@ -18,6 +18,7 @@ class CheckKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CHECK_KIND_DNS: _ClassVar[CheckKind]
     CHECK_KIND_EGRESS_LOSS: _ClassVar[CheckKind]
     CHECK_KIND_HOST: _ClassVar[CheckKind]
+    CHECK_KIND_PATH: _ClassVar[CheckKind]
 
 class Outcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -57,6 +58,7 @@ CHECK_KIND_POP3: CheckKind
 CHECK_KIND_DNS: CheckKind
 CHECK_KIND_EGRESS_LOSS: CheckKind
 CHECK_KIND_HOST: CheckKind
+CHECK_KIND_PATH: CheckKind
 OUTCOME_UNSPECIFIED: Outcome
 OUTCOME_OK: Outcome
 OUTCOME_TIMEOUT: Outcome
@@ -97,7 +99,7 @@ class RttStats(_message.Message):
     def __init__(self, min_ns: _Optional[int] = ..., mean_ns: _Optional[int] = ..., max_ns: _Optional[int] = ..., stddev_ns: _Optional[int] = ..., samples_ns: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class Observation(_message.Message):
-    __slots__ = ("check_id", "kind", "target", "start_unix_ns", "duration_ns", "outcome", "error_class", "error_detail", "packets_sent", "packets_received", "rtt", "http", "mail", "dns", "host", "egress_loss")
+    __slots__ = ("check_id", "kind", "target", "start_unix_ns", "duration_ns", "outcome", "error_class", "error_detail", "packets_sent", "packets_received", "rtt", "http", "mail", "dns", "host", "egress_loss", "path")
     CHECK_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
@@ -114,6 +116,7 @@ class Observation(_message.Message):
     DNS_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
     EGRESS_LOSS_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
     check_id: str
     kind: CheckKind
     target: str
@@ -130,7 +133,44 @@ class Observation(_message.Message):
     dns: DnsDetail
     host: HostDetail
     egress_loss: EgressLossDetail
-    def __init__(self, check_id: _Optional[str] = ..., kind: _Optional[_Union[CheckKind, str]] = ..., target: _Optional[str] = ..., start_unix_ns: _Optional[int] = ..., duration_ns: _Optional[int] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., error_class: _Optional[_Union[ErrorClass, str]] = ..., error_detail: _Optional[str] = ..., packets_sent: _Optional[int] = ..., packets_received: _Optional[int] = ..., rtt: _Optional[_Union[RttStats, _Mapping]] = ..., http: _Optional[_Union[HttpDetail, _Mapping]] = ..., mail: _Optional[_Union[MailDetail, _Mapping]] = ..., dns: _Optional[_Union[DnsDetail, _Mapping]] = ..., host: _Optional[_Union[HostDetail, _Mapping]] = ..., egress_loss: _Optional[_Union[EgressLossDetail, _Mapping]] = ...) -> None: ...
+    path: PathDetail
+    def __init__(self, check_id: _Optional[str] = ..., kind: _Optional[_Union[CheckKind, str]] = ..., target: _Optional[str] = ..., start_unix_ns: _Optional[int] = ..., duration_ns: _Optional[int] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., error_class: _Optional[_Union[ErrorClass, str]] = ..., error_detail: _Optional[str] = ..., packets_sent: _Optional[int] = ..., packets_received: _Optional[int] = ..., rtt: _Optional[_Union[RttStats, _Mapping]] = ..., http: _Optional[_Union[HttpDetail, _Mapping]] = ..., mail: _Optional[_Union[MailDetail, _Mapping]] = ..., dns: _Optional[_Union[DnsDetail, _Mapping]] = ..., host: _Optional[_Union[HostDetail, _Mapping]] = ..., egress_loss: _Optional[_Union[EgressLossDetail, _Mapping]] = ..., path: _Optional[_Union[PathDetail, _Mapping]] = ...) -> None: ...
+
+class PathDetail(_message.Message):
+    __slots__ = ("hops", "reached", "changed", "previous", "border_ttl", "egress_ttl", "path_loss_ttl")
+    HOPS_FIELD_NUMBER: _ClassVar[int]
+    REACHED_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_FIELD_NUMBER: _ClassVar[int]
+    BORDER_TTL_FIELD_NUMBER: _ClassVar[int]
+    EGRESS_TTL_FIELD_NUMBER: _ClassVar[int]
+    PATH_LOSS_TTL_FIELD_NUMBER: _ClassVar[int]
+    hops: _containers.RepeatedCompositeFieldContainer[PathHop]
+    reached: bool
+    changed: bool
+    previous: _containers.RepeatedScalarFieldContainer[str]
+    border_ttl: int
+    egress_ttl: int
+    path_loss_ttl: int
+    def __init__(self, hops: _Optional[_Iterable[_Union[PathHop, _Mapping]]] = ..., reached: _Optional[bool] = ..., changed: _Optional[bool] = ..., previous: _Optional[_Iterable[str]] = ..., border_ttl: _Optional[int] = ..., egress_ttl: _Optional[int] = ..., path_loss_ttl: _Optional[int] = ...) -> None: ...
+
+class PathHop(_message.Message):
+    __slots__ = ("ttl", "address", "sent", "received", "loss_lower_ratio", "loss_upper_ratio", "rate_limited")
+    TTL_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    SENT_FIELD_NUMBER: _ClassVar[int]
+    RECEIVED_FIELD_NUMBER: _ClassVar[int]
+    LOSS_LOWER_RATIO_FIELD_NUMBER: _ClassVar[int]
+    LOSS_UPPER_RATIO_FIELD_NUMBER: _ClassVar[int]
+    RATE_LIMITED_FIELD_NUMBER: _ClassVar[int]
+    ttl: int
+    address: str
+    sent: int
+    received: int
+    loss_lower_ratio: float
+    loss_upper_ratio: float
+    rate_limited: bool
+    def __init__(self, ttl: _Optional[int] = ..., address: _Optional[str] = ..., sent: _Optional[int] = ..., received: _Optional[int] = ..., loss_lower_ratio: _Optional[float] = ..., loss_upper_ratio: _Optional[float] = ..., rate_limited: _Optional[bool] = ...) -> None: ...
 
 class EgressLossDetail(_message.Message):
     __slots__ = ("verdict", "threshold_ratio", "loss_lower_ratio", "loss_upper_ratio", "border", "beyond", "next_window_packets")
