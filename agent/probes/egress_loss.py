@@ -27,8 +27,8 @@ from agent.check_options import EgressLossOptions
 from agent.config import MIN_SPACING, CheckConfig
 from agent.net.icmp_engine import IcmpEngine, PingResult
 from agent.observation import Observation
-from agent.probes.base import WIRE_KIND, RoundClock
-from agent.probes.icmp import classify
+from agent.probes.base import RoundClock
+from agent.probes.icmp import ping_observation
 from agent.stats import wilson_interval
 from slawatch.v1 import observation_pb2 as pb
 
@@ -81,7 +81,6 @@ class EgressLossProbe:
         assert egress is not None
         decided, low, high = verdict(egress, beyond, options.threshold)
         self._packets = self._next_packets(decided)
-        outcome, error_class, detail = classify(egress)
         report = pb.EgressLossDetail(
             verdict=decided, threshold_ratio=options.threshold, loss_lower_ratio=low,
             loss_upper_ratio=high, next_window_packets=self._packets,
@@ -90,20 +89,7 @@ class EgressLossProbe:
             report.border.CopyFrom(_hop(border))
         if beyond is not None:
             report.beyond.CopyFrom(_hop(beyond))
-        return Observation(
-            check_id=self.check.id,
-            kind=WIRE_KIND[self.check.kind],
-            target=self.check.target,
-            start_unix_ns=clock.start_unix_ns,
-            duration_ns=clock.elapsed_ns(),
-            outcome=outcome,
-            error_class=error_class,
-            error_detail=detail,
-            packets_sent=egress.sent,
-            packets_received=egress.received,
-            rtt_samples_ns=egress.rtts_ns,
-            detail=report,
-        )
+        return ping_observation(self.check, clock, egress, report)
 
     async def _ping(self, address: str | None, packets: int, spacing: float) -> PingResult | None:
         if address is None:

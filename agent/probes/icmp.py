@@ -5,6 +5,8 @@ from __future__ import annotations
 import ipaddress
 from collections import Counter
 
+from google.protobuf.message import Message
+
 from agent.config import CheckConfig
 from agent.net.icmp_engine import IcmpEngine, PingResult
 from agent.net.icmp_packet import Unreachable
@@ -33,20 +35,28 @@ class IcmpProbe:
         result = await self._engine.ping(
             self._destination, check.packets, check.spacing, check.timeout
         )
-        outcome, error_class, detail = classify(result)
-        return Observation(
-            check_id=check.id,
-            kind=WIRE_KIND[check.kind],
-            target=check.target,
-            start_unix_ns=clock.start_unix_ns,
-            duration_ns=clock.elapsed_ns(),
-            outcome=outcome,
-            error_class=error_class,
-            error_detail=detail,
-            packets_sent=result.sent,
-            packets_received=result.received,
-            rtt_samples_ns=result.rtts_ns,
-        )
+        return ping_observation(check, clock, result)
+
+
+def ping_observation(
+    check: CheckConfig, clock: RoundClock, result: PingResult, detail: Message | None = None
+) -> Observation:
+    """A round of echoes as an observation (icmp, and egress_loss with its verdict)."""
+    outcome, error_class, why = classify(result)
+    return Observation(
+        check_id=check.id,
+        kind=WIRE_KIND[check.kind],
+        target=check.target,
+        start_unix_ns=clock.start_unix_ns,
+        duration_ns=clock.elapsed_ns(),
+        outcome=outcome,
+        error_class=error_class,
+        error_detail=why,
+        packets_sent=result.sent,
+        packets_received=result.received,
+        rtt_samples_ns=result.rtts_ns,
+        detail=detail,
+    )
 
 
 def classify(
