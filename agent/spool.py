@@ -37,7 +37,7 @@ import struct
 import time
 import zlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from agent.errors import SpoolError
@@ -90,12 +90,9 @@ class _Segment:
 
 @dataclass(slots=True)
 class SpoolStats:
-    batches_appended: int = 0
     batches_dropped: int = 0
     observations_dropped: int = 0
-    batches_set_aside: int = 0
     recovered_batches: int = 0
-    drops_by_reason: dict[str, int] = field(default_factory=dict)
 
 
 def _meta_of(batch: up.ObservationBatch) -> RecordMeta:
@@ -299,7 +296,6 @@ class Spool:
             _unlink(segment)
         self._doomed.clear()
         self._next_sequence += 1
-        self.stats.batches_appended += 1
         return batch.sequence
 
     def _write(self, record: bytes, meta: RecordMeta) -> None:
@@ -387,8 +383,6 @@ class Spool:
         for drop in runs:
             self.stats.batches_dropped += drop.batches
             self.stats.observations_dropped += drop.observations
-            name = up.SpoolDrop.Reason.Name(reason)
-            self.stats.drops_by_reason[name] = self.stats.drops_by_reason.get(name, 0) + 1
             log.warning(
                 "spool over its %s bound: dropped batches %d-%d (%d observations) unsent",
                 "age" if reason == up.SpoolDrop.REASON_AGE else "size",
@@ -479,7 +473,6 @@ class Spool:
             path.with_suffix(".reason").write_text(reason + "\n", encoding="utf-8")
         except OSError as exc:
             log.error("spool: cannot keep rejected batch %d: %s", batch.sequence, exc.strerror)
-        self.stats.batches_set_aside += 1
         # Nothing of it reaches the store: its own drop reports go with the next
         # batch, and so does a report of it, so the gap it leaves is explained.
         self._pending_drops.extend(batch.spool_drops)

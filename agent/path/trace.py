@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from agent.errors import ProbeSetupError
 from agent.path.hops import AnswerKind
 
-PROBE_TYPES = ("icmp", "udp", "tcp")
 DEFAULT_PORTS = {"icmp": 0, "udp": 33434, "tcp": 80}
 PAYLOAD = b"slawatch-path"  # fixed, so every probe of a flow has one checksum
 _ICMP_ECHO_REPLY, _ICMP_UNREACH, _ICMP_ECHO, _ICMP_TIME_EXCEEDED = 0, 3, 8, 11

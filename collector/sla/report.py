@@ -26,7 +26,6 @@ from collector.sla.model import MINUTE, ItemMonth, Outage, ServiceItem
 from collector.sla.policy import Policy, load_policies
 from collector.store.sqlite import connect
 
-FORMATS = ("json", "csv", "markdown")
 _MONTH = re.compile(r"^(19[7-9]\d|2\d{3})-(0[1-9]|1[0-2])$")
 SCHEMA = "slawatch.report/v1"
 

@@ -24,7 +24,6 @@ import urllib.parse
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from enum import Enum
 from importlib import resources
 from pathlib import Path
@@ -55,15 +54,6 @@ ERROR_CLASS_NAMES = _enum_names(pb.ErrorClass, "ERROR_CLASS_")
 class BatchResult(Enum):
     STORED = "stored"
     DUPLICATE = "duplicate"
-
-
-@dataclass(frozen=True, slots=True)
-class AgentRecord:
-    agent_id: str
-    software_version: str
-    boot_id: str
-    hostname: str
-    labels: dict[str, str]
 
 
 def pack_samples(samples: Sequence[int]) -> bytes | None:
