@@ -40,3 +40,20 @@ def test_loss_at_the_hop_but_not_beyond_it_is_rate_limiting() -> None:
     assert verdict(hop, window(1000, 150, "198.18.9.9"), 0.01)[0] == V.VERDICT_EXCESS
     # Beyond not yet clear (too few echoes): no claim of rate limiting.
     assert verdict(hop, window(100, 0, "198.18.9.9"), 0.01)[0] == V.VERDICT_EXCESS
+
+
+@pytest.mark.parametrize(
+    ("loss", "echoes", "decided"),
+    [  # the table in docs/packet-loss.md: echoes needed to decide against 1%
+        (0.0, 400, V.VERDICT_CLEAR),
+        (0.003, 730, V.VERDICT_CLEAR),
+        (0.02, 400, V.VERDICT_EXCESS),
+        (0.03, 50, V.VERDICT_EXCESS),
+    ],
+)
+def test_the_documented_echo_counts_decide_and_half_of_them_do_not(
+    loss: float, echoes: int, decided: int
+) -> None:
+    assert verdict(window(echoes, round(loss * echoes)), None, 0.01)[0] == decided
+    half = echoes // 2
+    assert verdict(window(half, round(loss * half)), None, 0.01)[0] == V.VERDICT_UNDECIDED

@@ -284,3 +284,28 @@ def test_merge_drops_joins_touching_runs_of_one_reason() -> None:
         (1, 9, 9, 18), (11, 12, 2, 4), (13, 13, 1, 2),
     ]  # fmt: skip
     assert (merged[0].first_start_unix_ns, merged[0].last_start_unix_ns) == (1, 9)
+
+
+@pytest.mark.parametrize(("echoes", "documented"), [(1, 70), (20, 135)])
+def test_spool_bytes_per_icmp_result_match_the_sizing_in_operations_md(
+    tmp_path: Path, echoes: int, documented: int
+) -> None:
+    """docs/operations.md sizes the spool from these figures: keep them true."""
+    from agent.observation import Observation
+
+    spool = Spool(tmp_path, SpoolBounds())
+    now = time.time_ns()
+    results = 0
+    for _ in range(20):  # batches of 100, as a busy agent seals them
+        batch = up.ObservationBatch(window_start_unix_ns=now - 10**9, window_end_unix_ns=now)
+        for i in range(100):
+            Observation(
+                check_id=f"icmp-hv-fra-{i:02d}", kind=pb.CHECK_KIND_ICMP, target="198.18.1.12",
+                start_unix_ns=now + i, duration_ns=1_900_000_000, outcome=pb.OUTCOME_OK,
+                packets_sent=echoes, packets_received=echoes,
+                rtt_samples_ns=[350_000 + k * 997 for k in range(echoes)],
+            ).to_wire(batch.observations.add())  # fmt: skip
+        spool.append(batch)
+        results += 100
+    per_result = spool.size_bytes / results
+    assert documented * 0.85 <= per_result <= documented * 1.15, per_result
