@@ -13,7 +13,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from collector.attribution.model import EvidenceLine, Incident
+from collector.attribution.model import EvidenceLine, Incident, IncidentKind
 from collector.sla.model import DAY, HOUR, MINUTE, SECOND
 from collector.store.incidents import (
     IncidentVersion,
@@ -190,13 +190,15 @@ def to_table(listed: list[Listed], now_ns: int, history: bool) -> str:
 
 def _incident_lines(listed: Listed, history: bool) -> list[str]:
     s, i = listed.stored, listed.stored.incident
-    end = "open" if i.open else _short_time(i.end_ns)
-    cause = i.cause.value if i.observed_cause is None else f"{i.cause} ({i.observed_cause})"
-    flags = " WITHDRAWN" if s.withdrawn else ""
+    cause = (
+        i.cause.value if i.observed_cause is None else f"{i.cause} (observed {i.observed_cause})"
+    )
+    if i.kind is not IncidentKind.OUTAGE:
+        cause += f" {i.kind}"
+    flags = "  WITHDRAWN" if s.withdrawn else ""
     head = (
-        f"{s.id}  {i.kind}  {cause}  {_short_time(i.start_ns)} -> {end}  "
-        f"{_duration(i.end_ns - i.start_ns)}{'+' if i.open else ''}  "
-        f"root {i.root.scope} {i.root.id}  confidence {i.confidence}  v{s.version}{flags}"
+        f"{s.id}  {cause}  {_span(i)}  root {i.root.scope} {i.root.id}  "
+        f"{i.confidence}  v{s.version}{flags}"
     )
     lines = [head, f"    items: {_items_text(i)}"]
     if listed.override is not None:
@@ -216,6 +218,18 @@ def _incident_lines(listed: Listed, history: bool) -> list[str]:
                 f"{' (withdrawn)' if v.withdrawn else ''}"
             )
     return lines
+
+
+def _span(i: Incident) -> str:
+    """``start -> end (duration)``; the end's date only when it differs."""
+    start = _short_time(i.start_ns)
+    if i.open:
+        end = "open"
+    else:
+        end = _short_time(i.end_ns)
+        if end[:10] == start[:10]:
+            end = end[11:]
+    return f"{start} -> {end} ({_duration(i.end_ns - i.start_ns)}{'+' if i.open else ''})"
 
 
 def _items_text(i: Incident) -> str:

@@ -13,7 +13,9 @@ matches them to the incidents already stored and decides, per incident, what cha
   changed) is **updated in place**: a month-long outage is one version, not one
   per run;
 * a stored current incident lying inside the range that matches nothing gets a
-  **withdrawn** version: late data showed there was no such outage.
+  **withdrawn** version: late data showed there was no such outage;
+* a stored *open* incident that began before the range and matches nothing is
+  **closed** at the range's start (a new version): the run saw no outage after it.
 
 Nothing outside ``[start, end)`` is changed. An incident that began before the
 range (the run cannot see its beginning) keeps its stored start, and its
@@ -198,10 +200,19 @@ def save_run(conn: sqlite3.Connection, result: AttributionResult, now_ns: int) -
             _update_in_place(conn, match, merged, now_ns)
         tally[change] += 1
     for old in stored:
-        # Only incidents that began inside the range: the run saw all of them.
-        if old.id not in taken and result.start_ns <= old.incident.start_ns < result.end_ns:
+        if old.id in taken:
+            continue
+        if result.start_ns <= old.incident.start_ns < result.end_ns:
+            # It began inside the range: the run saw all of it, and found nothing.
             _write_version(conn, old, old.incident, now_ns, withdrawn=True)
             tally[Change.WITHDRAWN] += 1
+        elif old.incident.open and old.incident.start_ns < result.start_ns:
+            # Open across the range's start, and not in the range: it ended there (left
+            # open, it would stay open for ever). What lies before the range stands.
+            end = min(old.incident.end_ns, result.start_ns)
+            closed = replace(old.incident, end_ns=end, open=False)
+            _write_version(conn, old, closed, now_ns, withdrawn=False)
+            tally[Change.REVISED] += 1
     return SaveSummary(**{c.value: n for c, n in tally.items()})
 
 

@@ -225,6 +225,19 @@ def test_nothing_outside_the_range_is_touched(conn: sqlite3.Connection) -> None:
     assert [w for *_rest, w, _e in versions(conn)] == [0, 0]
 
 
+def test_an_open_incident_before_the_range_that_the_run_does_not_see_is_closed(
+    conn: sqlite3.Connection,
+) -> None:
+    run(conn, outage(start=T0 + 10 * MINUTE, end=T0 + 50 * MINUTE, open_=True),
+        end=T0 + 50 * MINUTE)  # fmt: skip
+    # The next run covers [T0+30m, T0+55m) and finds no outage: it ended at T0+30m.
+    assert run(conn, start=T0 + 30 * MINUTE, end=T0 + 55 * MINUTE) == SaveSummary(revised=1)
+    (stored,) = current_incidents(conn, T0, T0 + HOUR)
+    assert (stored.version, stored.incident.open) == (2, False)
+    assert (stored.incident.start_ns, stored.incident.end_ns) == (T0 + 10 * MINUTE,
+                                                                  T0 + 30 * MINUTE)  # fmt: skip
+
+
 def test_an_incident_crossing_the_range_start_keeps_its_start_and_evidence(
     conn: sqlite3.Connection,
 ) -> None:
