@@ -248,7 +248,8 @@ def test_segment_cut_before_the_backfill_is_unknown_and_says_what_is_missing() -
     lab.silent = {"hv1": FAULT, "a2": FAULT}
     incident = _only(lab.run())
     assert (incident.cause, incident.root.id) == (Cause.UNKNOWN, "seg-a")
-    assert incident.missing and "spools arrive" in incident.missing[0]
+    assert incident.missing
+    assert "spools arrive" in incident.missing[0]
 
 
 def test_node_down_with_peers_reachable_is_host() -> None:
@@ -284,7 +285,8 @@ def test_web_server_down_on_a_healthy_node(
     assert (incident.cause, incident.root.scope, incident.root.id) == (cause, RootScope.ITEM, "web")
     _near_fault(incident)
     local = next(e for e in incident.evidence if e.check_id == "web-local")
-    assert local.vantage == "local" and "connect_refused" in local.text
+    assert local.vantage == "local"
+    assert "connect_refused" in local.text
     assert any(e.signal == "host finding" and findings[0][0] in e.text for e in incident.evidence)
 
 
