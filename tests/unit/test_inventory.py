@@ -418,7 +418,7 @@ def test_cli_check_summarises_a_valid_inventory() -> None:
     result = CliRunner().invoke(main, ["inventory", "check", str(EXAMPLE)])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0] == f"{EXAMPLE}: 2 sites, 3 segments, 5 nodes, 3 services, 3 agents"
+    assert lines[0] == f"{EXAMPLE}: 2 sites, 3 segments, 6 nodes, 3 services, 3 agents"
     version = load_inventory(EXAMPLE).agents["hv-fra-01"].version
     assert lines[1].split() == [
         "hv-fra-01",
