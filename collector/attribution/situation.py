@@ -28,6 +28,8 @@ CUSTOMER_RESOURCE_FINDINGS = frozenset({"disk_full", "inodes_full", "memory_full
 class Settings:
     # How many intervals a round stands for when no next round follows.
     hold_intervals: float = 1.5
+    # Failed rounds in a row before the customer view calls an item down.
+    confirm_rounds: int = 2
     # Inbound packets/s this many times the node's baseline (and at least the floor)
     # is an attack, not customers.
     ddos_factor: float = 10.0
@@ -46,6 +48,8 @@ class Situation:
     slots: Slots
     settings: Settings
     check_state: dict[tuple[str, str], bytearray] = field(default_factory=dict)
+    # The same with failures shorter than ``confirm_rounds`` counted as passed.
+    confirmed_state: dict[tuple[str, str], bytearray] = field(default_factory=dict)
     item_view: dict[str, bytearray] = field(default_factory=dict)  # customer view
     item_local: dict[str, bytearray] = field(default_factory=dict)
     agent_present: dict[str, bytearray] = field(default_factory=dict)
@@ -108,9 +112,13 @@ def build_situation(
     s = Situation(topology, signals, slots, settings)
     for key, check in signals.checks.items():
         s.check_state[key] = check_states(check, slots, settings.hold_intervals)
+        s.confirmed_state[key] = check_states(
+            check, slots, settings.hold_intervals, settings.confirm_rounds
+        )
     for item in topology.items.values():
-        s.item_view[item.id] = _combine(s, _customer_view(item))
-        s.item_local[item.id] = _combine(s, [c for c in item.checks if c.vantage == Vantage.LOCAL])
+        s.item_view[item.id] = _combine(s.confirmed_state, _customer_view(item), slots)
+        local = [c for c in item.checks if c.vantage == Vantage.LOCAL]
+        s.item_local[item.id] = _combine(s.check_state, local, slots)
     _agents(s)
     _nodes(s)
     _host(s)
@@ -140,11 +148,13 @@ def _customer_view(item: TopoItem) -> list[CheckRef]:
     return []
 
 
-def _combine(s: Situation, checks: list[CheckRef]) -> bytearray:
+def _combine(
+    by_check: dict[tuple[str, str], bytearray], checks: list[CheckRef], slots: Slots
+) -> bytearray:
     """Down where any of the checks fails, up where all known ones pass, else unknown."""
-    combined = bytearray(s.slots.count)
+    combined = bytearray(slots.count)
     for ref in checks:
-        states = s.check_state.get((ref.agent_id, ref.check_id))
+        states = by_check.get((ref.agent_id, ref.check_id))
         if states is None:
             continue
         for k, value in enumerate(states):

@@ -57,13 +57,37 @@ def round_spans(check: CheckRounds, hold_intervals: float) -> Iterable[tuple[int
         yield current.start_ns, end, current.ok
 
 
-def check_states(check: CheckRounds, slots: Slots, hold_intervals: float) -> bytearray:
+def check_states(
+    check: CheckRounds, slots: Slots, hold_intervals: float, confirm: int = 1
+) -> bytearray:
+    """The check's state per slot. With ``confirm`` > 1, a run of fewer failed rounds
+    than that counts as passed: one lost SYN on a lossy link is not an outage."""
     states = bytearray(slots.count)
-    for start, end, ok in round_spans(check, hold_intervals):
-        value = OK if ok else FAIL
+    spans = list(round_spans(check, hold_intervals))
+    confirmed = _confirmed_failures([ok for _, _, ok in spans], confirm)
+    for (start, end, _ok), failed in zip(spans, confirmed, strict=True):
+        value = FAIL if failed else OK
         for k in slots.covering(start, end):
             states[k] = value
     return states
+
+
+def _confirmed_failures(oks: list[bool], confirm: int) -> list[bool]:
+    failed = [not ok for ok in oks]
+    if confirm <= 1:
+        return failed
+    index = 0
+    while index < len(failed):
+        if not failed[index]:
+            index += 1
+            continue
+        end = index
+        while end < len(failed) and failed[end]:
+            end += 1
+        if end - index < confirm:
+            failed[index:end] = [False] * (end - index)
+        index = end
+    return failed
 
 
 def mark(

@@ -339,3 +339,49 @@ def test_no_data_from_any_vantage_is_unknown_state_not_up() -> None:
     result = lab.run()
     assert result.states["web"] == ItemState.UNKNOWN
     assert result.states["hv1-node"] == ItemState.UNKNOWN
+
+
+def test_one_failed_round_is_not_an_outage_two_are() -> None:
+    blip = (T0 + 100 * S, T0 + 102 * S)  # exactly one round
+    assert Lab().fail("outside", "web", _during("connect_timeout", blip)).run().incidents == ()
+    two = (T0 + 100 * S, T0 + 104 * S)
+    incident = _only(Lab().fail("outside", "web", _during("connect_timeout", two)).run())
+    _near_fault(incident, two)
+
+
+def test_path_failure_with_loss_beyond_the_egress_hop_is_upstream() -> None:
+    lab = Lab().fail("outside", "web", _during("connect_timeout"))
+    lab.egress = lambda t: ("clear", 0.3) if FAULT[0] <= t < FAULT[1] else ("clear", 0.0)
+    outage = _only(lab.run())
+    assert (outage.cause, outage.root.id) == (Cause.UPSTREAM, "beyond-egress")
+    assert any(e.signal == "egress loss" for e in outage.evidence)
+
+
+def test_path_failure_with_the_node_fine_is_network() -> None:
+    incident = _only(Lab().fail("outside", "web", _during("connect_timeout")).run())
+    assert (incident.cause, incident.root.scope, incident.root.id) == (
+        Cause.NETWORK, RootScope.ITEM, "web")  # fmt: skip
+
+
+def test_inbound_flood_is_ddos() -> None:
+    lab = Lab().fail("outside", "web", _during("connect_timeout"))
+    signals = lab.signals()
+    flooded = tuple(
+        HostRound(r.start_ns, r.findings, 90_000.0 if FAULT[0] <= r.start_ns < FAULT[1] else 100.0)
+        for r in signals.host["srv"]
+    )
+    host = {**signals.host, "srv": flooded}
+    result = attribute(TOPOLOGY, Signals(signals.checks, host, signals.host_interval_ns,
+                                         signals.egress), T0, T0 + SPAN)  # fmt: skip
+    incident = _only(result)
+    assert (incident.cause, incident.root.id) == (Cause.DDOS, "srv")
+    assert any("90000 packets/s" in e.text for e in incident.evidence)
+
+
+def test_a_vm_silent_on_its_own_hypervisor_is_unknown_not_a_guess() -> None:
+    lab = Lab()
+    lab.fail("outside", "ping-vm1", _during("echo_timeout"))
+    lab.fail("hv1", "vm1", _during("echo_timeout"))
+    incident = _only(lab.run())
+    assert (incident.cause, incident.root.id) == (Cause.UNKNOWN, "vm1")
+    assert "run state" in incident.missing[0]
