@@ -60,12 +60,12 @@ class AttributionCollector(Collector):
     def _incidents(self) -> Iterator[Metric]:
         totals = self._source.totals
         downtime = GaugeMetricFamily(
-            "slawatch_attribution_downtime_seconds",
+            "slawatch_service_item_downtime_seconds",
             "Time this UTC month the service item was in an outage, by attributed cause.",
             labels=["service_item", "cause"],
         )
         degraded = GaugeMetricFamily(
-            "slawatch_attribution_degraded_seconds",
+            "slawatch_service_item_degraded_seconds",
             "Time this UTC month the service item was degraded (excess packet loss), by cause.",
             labels=["service_item", "cause"],
         )
@@ -73,7 +73,7 @@ class AttributionCollector(Collector):
             family = downtime if kind is IncidentKind.OUTAGE else degraded
             family.add_metric([item, cause.value], seconds)
         open_now = GaugeMetricFamily(
-            "slawatch_attribution_open_incidents",
+            "slawatch_incidents_open",
             "Incidents open now, by cause and kind.",
             labels=["cause", "kind"],
         )

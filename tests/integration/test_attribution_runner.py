@@ -25,10 +25,10 @@ from collector.attribution.model import (
     Root,
     RootScope,
 )
-from collector.attribution.runner import AttributionRunner, month_start_ns
-from collector.inventory import Inventory
+from collector.attribution.runner import AttributionRunner, attribute_from_store, month_start_ns
+from collector.inventory import Inventory, inventory_from_mapping
 from collector.sla.model import DAY, HOUR, MINUTE, SECOND, Cause
-from collector.store.incidents import SaveSummary
+from collector.store.incidents import SaveSummary, current_incidents
 from collector.store.sqlite import Store
 from slawatch.v1 import observation_pb2 as pb
 from slawatch.v1 import uplink_pb2 as up
@@ -192,3 +192,91 @@ def test_a_failing_run_is_counted_and_the_runner_goes_on(
 def test_month_start_is_utc() -> None:
     assert month_start_ns(NOW) == 1_767_225_600 * SECOND
     assert month_start_ns(1_767_225_600 * SECOND - MINUTE) == 1_764_547_200 * SECOND
+
+
+# -- with the real engine --------------------------------------------------------
+
+T1 = 1_800_000_000 * SECOND
+# Node n runs the web server and agent a (checking it locally); agent b checks it from
+# a peer node. The web server refuses connections in [T1+60s, T1+120s).
+TWO_VANTAGES = {
+    "sites": [{"id": "s", "segments": [{"id": "g", "nodes": [
+        {"id": "n", "address": "198.18.1.1", "agent": "a"},
+        {"id": "p", "address": "198.18.1.2", "agent": "b"},
+    ]}]}],
+    "services": [{"id": "web", "node": "n", "owner": "acme", "contract": "closte"}],
+    "agents": {"a": {"checks": [{"id": "web", "kind": "http", "service": "web"}]},
+               "b": {"checks": [{"id": "web-peer", "kind": "http", "service": "web"}]}},
+}  # fmt: skip
+
+
+def _web_batch(check: str, sequence: int, start: int) -> up.ObservationBatch:
+    """Ten seconds of an http check every 2 s."""
+    batch = up.ObservationBatch(sequence=sequence, window_start_unix_ns=start,
+                                window_end_unix_ns=start + 10 * SECOND)  # fmt: skip
+    for t in range(start, start + 10 * SECOND, 2 * SECOND):
+        down = T1 + 60 * SECOND <= t < T1 + 120 * SECOND
+        batch.observations.add(
+            check_id=check, kind=pb.CHECK_KIND_HTTP, target="http://n/", start_unix_ns=t,
+            duration_ns=SECOND // 10, outcome=pb.OUTCOME_REFUSED if down else pb.OUTCOME_OK,
+            error_class=pb.ERROR_CLASS_CONNECT_REFUSED if down else pb.ERROR_CLASS_NONE,
+        )  # fmt: skip
+    return batch
+
+
+def test_the_engine_s_verdict_is_revised_when_a_partitioned_spool_arrives(store: Store) -> None:
+    """Agent a is cut off from the collector for 100 s, during which its web server
+    refuses; the peer sees the refusals at once. The first verdict lacks a's view; when
+    a's spool arrives (older than the 30 s lookback), the run reaches back and the
+    incident gets a new version with the local evidence: same id, history kept."""
+    inventory = inventory_from_mapping(TWO_VANTAGES)
+    clock = Clock()
+    ranges: list[tuple[int, int]] = []
+
+    def engine(conn: sqlite3.Connection, inv: Inventory, start: int, end: int) -> AttributionResult:
+        ranges.append((start, end))
+        return attribute_from_store(conn, inv, start, end)
+
+    runner = AttributionRunner(store, lambda: inventory, lookback_ns=30 * SECOND,
+                               attributor=engine, clock=clock)  # fmt: skip
+    states: list[ItemState] = []
+
+    async def scenario() -> None:
+        held: list[up.ObservationBatch] = []
+        for n, step in enumerate(range(0, 260, 10), start=1):
+            t = T1 + step * SECOND
+            await store.write_batch("b", 1, _web_batch("web-peer", n, t), t + 10 * SECOND)
+            a_batch = _web_batch("web", n, t)
+            if 40 <= step < 140:
+                held.append(a_batch)  # partitioned: stays in a's spool
+            else:
+                await store.write_batch("a", 1, a_batch, t + 10 * SECOND)
+            if step == 200:
+                for late in held:
+                    await store.write_batch("a", 1, late, t + 10 * SECOND)
+            clock.now = t + 10 * SECOND
+            await runner.run_once()
+            states.append(runner.states["web"])
+
+    asyncio.run(scenario())
+    assert runner.stats.failures == 0
+    # Down while refusing (runs after steps 60..110), up before and after.
+    assert states[6:12] == [ItemState.DOWN] * 6
+    assert states[:6] + states[12:] == [ItemState.UP] * (26 - 6)
+    # The run after the spool arrived reached back to a's oldest late observation.
+    assert ranges[20] == (T1 + 40 * SECOND, T1 + 210 * SECOND)
+    assert ranges[21] == (T1 + 220 * SECOND - 30 * SECOND, T1 + 220 * SECOND)
+    with sqlite3.connect(store.path) as conn:
+        (stored,) = current_incidents(conn, T1, T1 + HOUR)
+    # Named after the first version's root and start; kept when the root changed.
+    assert stored.id == "inc-" + stored.history[0].root.id + "-20270115T080100"
+    incident = stored.incident
+    assert (incident.cause, incident.root) == (Cause.SERVICE, Root(RootScope.ITEM, "web"))
+    assert (incident.start_ns, incident.end_ns, incident.open) == (
+        T1 + 60 * SECOND, T1 + 120 * SECOND, False
+    )  # fmt: skip
+    history = [(v.version, v.cause, v.end_ns) for v in stored.history]
+    assert len(history) >= 2
+    assert history[0][1] is not Cause.SERVICE  # before a's view arrived
+    assert history[0][2] is None  # first stored open, then closed
+    assert history[-1] == (stored.version, Cause.SERVICE, T1 + 120 * SECOND)

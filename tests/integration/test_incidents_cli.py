@@ -181,7 +181,8 @@ def test_bad_times_are_named(tmp_path: Path) -> None:
     assert "'yesterday' is neither a time ago" in done.stderr
     done = _collector("incidents", "--db", str(db), "--since", "1h", "--until", "2h")
     assert done.returncode == 2
-    assert "--until" in done.stderr and "is not after --since 1h" in done.stderr
+    assert "--until" in done.stderr
+    assert "is not after --since 1h" in done.stderr
     done = _collector("incidents", "--db", str(tmp_path / "missing.db"))
     assert done.returncode == 2
     assert "missing.db" in done.stderr
