@@ -456,7 +456,7 @@ def incidents(
     withdrawn: bool,
 ) -> None:
     """Outages and degraded spans attribution found, with cause, root, affected items,
-    confidence and evidence (docs/attribution.md)."""
+    confidence and evidence (docs/incidents.md)."""
     from collector.attribution import listing
 
     now_ns = time.time_ns()
