@@ -111,8 +111,7 @@ def build_situation(
     slots = make_slots(start_ns, end_ns, _step(topology, signals, settings))
     s = Situation(topology, signals, slots, settings)
     for key, check in signals.checks.items():
-        s.check_state[key] = check_states(check, slots, settings.hold_intervals)
-        s.confirmed_state[key] = check_states(
+        s.check_state[key], s.confirmed_state[key] = check_states(
             check, slots, settings.hold_intervals, settings.confirm_rounds
         )
     for item in topology.items.values():
