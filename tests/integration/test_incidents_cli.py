@@ -83,8 +83,9 @@ def _store(tmp_path: Path) -> Path:
         store.close()
     with sqlite3.connect(db) as conn:
         conn.execute(
-            "INSERT INTO overrides VALUES ('vm1-web', ?, ?, 'host', 'provider admitted a PSU "
-            "fault', ?)",
+            # Columns named: later store versions add some (with defaults).
+            "INSERT INTO overrides (item_id, start_ns, end_ns, cause, reason, created_ns) "
+            "VALUES ('vm1-web', ?, ?, 'host', 'provider admitted a PSU fault', ?)",
             (BASE, BASE + 20 * MINUTE, BASE + HOUR),
         )
     return db
