@@ -182,11 +182,12 @@ def save_run(conn: sqlite3.Connection, result: AttributionResult, now_ns: int) -
     """Store ``result``'s incidents as versions of the stored ones (inside the caller's
     transaction); what changed, by kind of change."""
     stored = _candidates(conn, result.start_ns, result.end_ns)
+    index = _Index(stored)
     taken: set[str] = set()
     tally = dict.fromkeys(Change, 0)
     ordered = sorted(result.incidents, key=lambda i: (i.start_ns, i.kind.value, i.root.id))
     for computed in ordered:
-        match = _best_match(computed, stored, taken)
+        match = _best_match(computed, index, taken)
         if match is None:
             _insert(conn, _new_id(conn, computed), 1, computed, now_ns, withdrawn=False)
             tally[Change.NEW] += 1
@@ -226,25 +227,43 @@ def _candidates(conn: sqlite3.Connection, start_ns: int, end_ns: int) -> list[St
     return [_stored(row) for row in rows]
 
 
-def _best_match(
-    computed: Incident, stored: Sequence[StoredIncident], taken: set[str]
-) -> StoredIncident | None:
+class _Index:
+    """Stored candidates by what a match must share: a service item or the root."""
+
+    def __init__(self, stored: Sequence[StoredIncident]) -> None:
+        self.by_key: dict[tuple[str, str], list[StoredIncident]] = {}
+        for candidate in stored:
+            for key in _match_keys(candidate.incident):
+                self.by_key.setdefault(key, []).append(candidate)
+
+    def sharing(self, incident: Incident) -> dict[str, StoredIncident]:
+        found: dict[str, StoredIncident] = {}
+        for key in _match_keys(incident):
+            for candidate in self.by_key.get(key, ()):
+                found[candidate.id] = candidate
+        return found
+
+
+def _match_keys(incident: Incident) -> list[tuple[str, str]]:
+    root = incident.root
+    return [("root", f"{root.scope}:{root.id}"), *(("item", i) for i in incident.all_items)]
+
+
+def _best_match(computed: Incident, index: _Index, taken: set[str]) -> StoredIncident | None:
     """The stored incident ``computed`` continues: same kind, overlapping or touching,
     sharing an item or the root; the same root first, then the longest overlap."""
     best: StoredIncident | None = None
-    best_key: tuple[bool, int, int] | None = None
-    items = set(computed.all_items)
-    for candidate in stored:
+    best_key: tuple[bool, int, int, str] | None = None
+    for candidate in index.sharing(computed).values():
         old = candidate.incident
         if candidate.id in taken or old.kind != computed.kind:
             continue
         if computed.start_ns > old.end_ns or old.start_ns > computed.end_ns:
             continue
-        same_root = old.root == computed.root
-        if not same_root and not items & set(old.all_items):
-            continue
         overlap = min(old.end_ns, computed.end_ns) - max(old.start_ns, computed.start_ns)
-        key = (same_root, overlap, -abs(old.start_ns - computed.start_ns))
+        # The id last: ties are broken the same way in every run.
+        key = (old.root == computed.root, overlap, -abs(old.start_ns - computed.start_ns),
+               candidate.id)  # fmt: skip
         if best_key is None or key > best_key:
             best, best_key = candidate, key
     return best
