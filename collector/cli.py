@@ -137,7 +137,7 @@ def main(log_level: str) -> None:
 )
 @click.option(
     "--attribution-lookback",
-    default="6h",
+    default="1h",
     show_default=True,
     metavar="DURATION",
     help="How far back each attribution run looks (e.g. 30m, 6h, 2d); late data and "

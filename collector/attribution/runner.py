@@ -49,7 +49,8 @@ __all__ = [
 ]
 
 DEFAULT_INTERVAL = 30.0
-DEFAULT_LOOKBACK_NS = 6 * HOUR
+# Each run re-reads and re-decides this much; longer costs CPU every run (docs/performance.md).
+DEFAULT_LOOKBACK_NS = HOUR
 # The farthest back a run reaches, whatever late data or open incidents ask for
 # (the ingest refuses observations older than its own limit anyway).
 MAX_REACH_NS = 40 * DAY
