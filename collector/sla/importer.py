@@ -32,10 +32,12 @@ from collector.sla.model import (
     Cause,
     CheckKey,
     MaintenanceKind,
+    MaintenanceScope,
     MaintenanceWindow,
     Override,
     ServiceItem,
     Ticket,
+    parse_kind,
 )
 from collector.store.sla_tables import (
     ImportedObservation,
@@ -353,14 +355,36 @@ def _observation(line: _Line) -> ImportedObservation:
 
 def _maintenance(line: _Line) -> MaintenanceWindow:
     start, end = line.span()
+    scope, scope_id = _window_scope(line)
     return MaintenanceWindow(
-        item_id=line.optional("item", _identifier, None),
+        item_id=None,
         start_ns=start,
         end_ns=end,
         announced_ns=line.required("announced", parse_time_ns, 0),
-        kind=line.required("kind", _member(MaintenanceKind), MaintenanceKind.PLANNED),
+        kind=line.required("kind", parse_kind, MaintenanceKind.SCHEDULED),
         note=line.optional("note", _optional_text(MAX_NOTE), ""),
+        scope=scope,
+        scope_id=scope_id,
     )
+
+
+def _window_scope(line: _Line) -> tuple[MaintenanceScope, str | None]:
+    """``scope`` and ``scope_id``, or the shorthand ``item`` (left out: every item).
+    With a problem, scope ``all``: the line is refused anyway."""
+    if not line.has("scope"):
+        if line.has("scope_id"):
+            line.problem("scope_id", "given without scope")
+        item = line.optional("item", _identifier, None)
+        return (MaintenanceScope.ALL, None) if not item else (MaintenanceScope.ITEM, item)
+    if line.has("item"):
+        line.problem("item", "give either item or scope (with scope_id), not both")
+    scope = line.optional("scope", _member(MaintenanceScope), MaintenanceScope.ALL)
+    if scope is MaintenanceScope.ALL:
+        if line.has("scope_id"):
+            line.problem("scope_id", "scope all covers every item: give no scope_id")
+        return MaintenanceScope.ALL, None
+    scope_id = line.required("scope_id", _identifier, "")
+    return (scope, scope_id) if scope_id else (MaintenanceScope.ALL, None)
 
 
 def _ticket(line: _Line) -> Ticket:
@@ -401,7 +425,8 @@ _TYPES: dict[str, _Type] = {
         _observation,
     ),
     "maintenance": _Type(
-        frozenset({"item", "start", "end", "announced", "kind", "note"}), _maintenance
+        frozenset({"item", "scope", "scope_id", "start", "end", "announced", "kind", "note"}),
+        _maintenance,
     ),
     "ticket": _Type(frozenset({"item", "opened", "reference", "credit_requested"}), _ticket),
     "override": _Type(frozenset({"item", "start", "end", "cause", "reason"}), _override),
@@ -478,8 +503,8 @@ def _identity(record: Record) -> tuple[str, str, tuple[object, ...]]:
             key = ("observation", record.agent_id, record.check_id, record.start_ns)
             return "start", "agent, check and start", key
         case MaintenanceWindow():
-            key = ("maintenance", record.item_id, record.start_ns, record.end_ns)
-            return "start", "item, start and end", key
+            key = ("maintenance", record.scope, record.scope_id, record.start_ns, record.end_ns)
+            return "start", "scope, start and end", key
         case Ticket():
             return "opened", "item and opened", ("ticket", record.item_id, record.opened_ns)
         case Override():
