@@ -331,7 +331,9 @@ def _window_scope(line: _Line) -> tuple[MaintenanceScope, str | None]:
         return (MaintenanceScope.ALL, None) if not item else (MaintenanceScope.ITEM, item)
     if line.has("item"):
         line.problem("item", "give either item or scope (with scope_id), not both")
-    scope = line.optional("scope", _member(MaintenanceScope), MaintenanceScope.ALL)
+    scope = line.optional("scope", _member(MaintenanceScope), None)
+    if scope is None:  # noted; whether scope_id fits is moot
+        return MaintenanceScope.ALL, None
     if scope is MaintenanceScope.ALL:
         if line.has("scope_id"):
             line.problem("scope_id", "scope all covers every item: give no scope_id")
