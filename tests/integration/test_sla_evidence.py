@@ -225,7 +225,7 @@ def test_the_example_file_imports_and_gives_the_documented_evidence(tmp_path: Pa
     # probe-nyc gives no interval: the lower median of its gaps, 60.25 s and 59.75 s.
     assert {s.interval_ns for s in web.samples if s.check == nyc} == {59_750_000_000}
     assert [m.item_id for m in web.maintenance] == [None]
-    assert [m.kind for m in mail.maintenance] == [MaintenanceKind.PLANNED,
+    assert [m.kind for m in mail.maintenance] == [MaintenanceKind.SCHEDULED,
                                                   MaintenanceKind.EMERGENCY]  # fmt: skip
     assert [(s.check.check_id, s.cause) for s in mail.samples] == [
         ("pop3", Cause.DDOS), ("smtp", None)
