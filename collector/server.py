@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import start_http_server
 
 from collector.attribution.runner import DEFAULT_INTERVAL, DEFAULT_LOOKBACK_NS, AttributionRunner
+from collector.attribution.topology import item_place, topology_from_inventory
 from collector.errors import ConfigError, StoreError
 from collector.exporters.metrics import CollectorMetrics
 from collector.ingest.config_push import ConfigDistributor
@@ -22,8 +24,9 @@ from collector.ingest.service import UplinkService
 from collector.ingest.validate import Limits
 from collector.inventory import Inventory
 from collector.pki import ca_paths, collector_paths
+from collector.store.places import sync_item_places
 from collector.store.sqlite import Store
-from collector.store.windows import sync_inventory_windows
+from collector.store.windows import InventorySync, sync_inventory_windows
 from slawatch.v1 import uplink_pb2_grpc as up_grpc
 
 log = logging.getLogger(__name__)
@@ -152,14 +155,19 @@ class CollectorServer:
         self._attributing = asyncio.create_task(self.attribution.run())
 
     async def _store_windows(self, inventory: Inventory) -> None:
-        """Make the store's inventory maintenance windows the inventory's. A failure is
-        logged: the agents' checks matter more than the windows, and the next reload
-        tries again."""
+        """Make the store's inventory maintenance windows, and the places of its service
+        items, the inventory's. A failure is logged: the agents' checks matter more than
+        the windows, and the next reload tries again."""
         windows = inventory.maintenance
+        topology = topology_from_inventory(inventory)
+        places = [item_place(topology, item_id) for item_id in topology.items]
+
+        def sync(conn: sqlite3.Connection) -> InventorySync:
+            sync_item_places(conn, places)
+            return sync_inventory_windows(conn, windows, time.time_ns())
+
         try:
-            done = await self.store.write(
-                lambda conn: sync_inventory_windows(conn, windows, time.time_ns())
-            )
+            done = await self.store.write(sync)
         except StoreError as exc:
             log.error("inventory maintenance windows not stored: %s", exc)
             return

@@ -32,6 +32,7 @@ from collector.sla.model import (
     Ticket,
 )
 from collector.store.incidents import ItemVerdict, item_verdicts
+from collector.store.places import stored_place
 from collector.store.windows import list_windows
 
 __all__ = ["DEFAULT_INTERVAL_NS", "LOOKBACK_NS", "load_evidence", "load_item", "load_items"]
@@ -102,8 +103,9 @@ def load_evidence(
       round wins over an agent's at the same start: it was given on purpose);
     * maintenance windows in force (not cancelled) whose scope covers the item, and
       overrides of the item, that overlap that same span. Which node, segment and site
-      windows cover it says ``place`` (where the item runs, from the inventory); with
-      no place only windows of the item itself or of every item apply;
+      windows cover it says ``place`` (where the item runs), by default the place the
+      collector's inventory last stored; with none, only windows of the item itself or
+      of every item apply;
     * every ticket of the item, by opening time: a ticket about an outage may be
       opened days later, so which outage it concerns is the engine's call.
     """
@@ -116,7 +118,9 @@ def load_evidence(
     samples.sort(key=lambda s: (s.start_ns, s.check.agent_id, s.check.check_id))
     return Evidence(
         samples=tuple(samples),
-        maintenance=_maintenance(conn, place or ItemPlace(item.id), since_ns, end_ns),
+        maintenance=_maintenance(
+            conn, place or stored_place(conn, item.id) or ItemPlace(item.id), since_ns, end_ns
+        ),
         tickets=_tickets(conn, item.id),
         overrides=_overrides(conn, item.id, since_ns, end_ns),
     )

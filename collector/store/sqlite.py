@@ -35,6 +35,7 @@ from collector.attribution.model import AttributionResult
 from collector.errors import CollectorError, StoreError
 from collector.store.coverage import SCHEMA_STEP_3, DropLoss, insert_drops, merge_window
 from collector.store.incidents import SCHEMA_STEP_6, SaveSummary, save_run
+from collector.store.places import SCHEMA_STEP_7
 from collector.store.sla_tables import SCHEMA_STEP_4, ImportRecords, TableCount, write_import
 from collector.store.windows import SCHEMA_STEP_5
 from slawatch.v1 import observation_pb2 as pb
@@ -143,6 +144,7 @@ MIGRATIONS: dict[int, str] = {
     4: SCHEMA_STEP_4,  # SLA inputs; observations.cause, .interval_ns
     5: SCHEMA_STEP_5,  # maintenance windows: id, scope, source, cancelled; overrides' source
     6: SCHEMA_STEP_6,  # attribution's incidents, every version
+    7: SCHEMA_STEP_7,  # where the inventory's service items run (maintenance scopes)
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

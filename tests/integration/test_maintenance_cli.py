@@ -22,6 +22,7 @@ from collector.sla.engine import MARGIN_NS, evaluate, month_bounds
 from collector.sla.evidence import load_evidence, load_item
 from collector.sla.model import Cause, ItemPlace
 from collector.sla.policy import load_policies
+from collector.store.places import stored_place
 from collector.store.sqlite import MIGRATIONS, SCHEMA_VERSION, connect
 from collector.times import parse_time_ns
 from tests.conftest import COLLECTOR_CMD
@@ -133,8 +134,8 @@ def inventory_file(tmp_path: Path, maintenance: list[dict[str, Any]] | None = No
     """Site fra, segment seg1: hypervisor hv1 with VM vm1 (service vm-web), server srv2."""
     data: dict[str, Any] = {
         "sites": [{"id": "fra", "segments": [{"id": "seg1", "nodes": [
-            {"id": "hv1", "address": "198.18.1.1"},
-            {"id": "vm1", "address": "198.18.1.2"},
+            {"id": "hv1", "address": "198.18.1.1", "role": "hypervisor"},
+            {"id": "vm1", "address": "198.18.1.2", "role": "vm", "parent": "hv1"},
             {"id": "srv2", "address": "198.18.1.3"},
         ]}]}],
         "services": [{"id": "vm-web", "node": "vm1", "owner": "acme", "contract": "sonar"}],
@@ -364,6 +365,9 @@ def test_the_running_collector_keeps_the_inventorys_windows_in_the_store(tmp_pat
     assert site[2] is not None
     assert [(w["scope"], w["source"]) for w in listed(db)] == [("node", "inventory"),
                                                                ("segment", "cli")]  # fmt: skip
+    # Where the items run is stored too: reports resolve node windows without the file.
+    with connect(db, readonly=True) as conn:
+        assert stored_place(conn, "vm-web") == ItemPlace("vm-web", ("vm1", "hv1"), "seg1", "fra")
     refused = collector("maintenance", "cancel", "1", "--db", str(db))
     assert refused.returncode == 2
     assert "comes from the inventory file; remove it there" in refused.stderr
