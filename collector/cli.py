@@ -683,6 +683,30 @@ def override_add(
     click.echo(f"override of {item_id} stored: {cause}")
 
 
+@override.command("incident")
+@click.argument("incident_id", metavar="INCIDENT")
+@click.option("--cause", required=True,
+              type=click.Choice([cause.value for cause in Cause]),
+              help="What the incident is attributed to instead.")  # fmt: skip
+@click.option("--reason", required=True, help="Why, in a sentence: reports show it.")
+@_by
+@_db_option("SQLite store.", must_exist=True)
+def override_incident(incident_id: str, cause: str, reason: str, by: str, db_path: Path) -> None:
+    """Set the cause of an ended INCIDENT (an id from `incidents`) for each of its service
+    items over its span; the incident keeps its measured verdict beside it."""
+    from collector.sla.operator import override_incident as override
+
+    _check_text(reason, "--reason", required=True, max_length=_MAX_NOTE)
+    _check_text(by, "--by", required=False, max_length=255)
+    try:
+        entries = override(db_path, incident_id, Cause(cause), reason, time.time_ns(), by)
+    except CollectorError as exc:
+        _fail(str(exc))
+        return
+    items = ", ".join(entry.item_id for entry in entries)
+    click.echo(f"override of {incident_id} stored: {cause} for {items}")
+
+
 @override.command("list")
 @click.option("--service-item", "item_id", help="Only this service item's overrides.")
 @_list_format

@@ -20,8 +20,9 @@ from typing import TypeVar
 
 from collector.errors import ConfigError, StoreError
 from collector.inventory import Inventory, load_inventory
-from collector.sla.model import MaintenanceScope, MaintenanceWindow, Override
+from collector.sla.model import Cause, MaintenanceScope, MaintenanceWindow, Override
 from collector.store import windows as stored
+from collector.store.incidents import current_incident
 from collector.store.sla_tables import service_item_ids
 from collector.store.sqlite import Store, connect, migrate
 from collector.store.windows import StoredOverride
@@ -173,6 +174,35 @@ def add_override(
         stored.add_override(conn, override, now_ns, by)
 
     _write(db_path, action)
+
+
+def override_incident(
+    db_path: Path, incident_id: str, cause: Cause, reason: str, now_ns: int, by: str = ""
+) -> list[Override]:
+    """Override every service item of an ended incident (its own and the affected ones)
+    over the incident's span, in one transaction; the overrides stored. The incident
+    keeps its measured verdict beside them."""
+
+    def action(conn: sqlite3.Connection) -> list[Override]:
+        found = current_incident(conn, incident_id)
+        if found is None:
+            raise ConfigError(f"there is no incident {incident_id!r} (see `incidents`)")
+        incident = found.incident
+        if incident.open or found.withdrawn:
+            state = "still open" if incident.open else "withdrawn"
+            raise ConfigError(
+                f"incident {incident_id} is {state}; override a span of a service item with "
+                "--service-item, --start and --end instead"
+            )
+        entries = [
+            Override(item_id, incident.start_ns, incident.end_ns, cause, reason)
+            for item_id in incident.all_items
+        ]
+        for entry in entries:
+            stored.add_override(conn, entry, now_ns, by)
+        return entries
+
+    return _write(db_path, action)
 
 
 def list_overrides(db_path: Path, item_id: str | None) -> list[StoredOverride]:
