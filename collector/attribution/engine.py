@@ -153,14 +153,15 @@ def _extend(
 
 
 def _edges(run: _Run, s: Situation) -> tuple[int, int]:
-    """The incident's start and end: its slots', narrowed to the rounds that failed in
-    its first and last slot (a slot is a check interval long; rounds say when in it)."""
+    """The incident's start and end: the failed rounds' at its first and last slot (a
+    slot is a check interval long, rounds say when in it; a slot takes the state of
+    the round that ends in it last, so a failed round can reach one slot further)."""
     start_ns, end_ns = s.slots.start_of(run.first), s.slots.start_of(run.last + 1)
     inside = [(a, b) for a, b in _failed_spans(run, s) if a < end_ns and b > start_ns]
     step = s.slots.step_ns
     first = min((a for a, _ in inside if a < start_ns + step), default=start_ns)
     last = max((b for _, b in inside if b > end_ns - step), default=end_ns)
-    return max(start_ns, first), min(end_ns, last)
+    return max(start_ns - step, first), min(end_ns + step, last)
 
 
 def _failed_spans(run: _Run, s: Situation) -> list[tuple[int, int]]:
