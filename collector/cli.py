@@ -37,6 +37,15 @@ def _host_port(value: str, option: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def _duration_ns(value: str, option: str) -> int:
+    from collector.attribution.listing import parse_duration_ns
+
+    try:
+        return parse_duration_ns(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
+
+
 def _db_option(help_text: str, must_exist: bool = False) -> Callable[[F], F]:
     """``--db``: the same store, by default, for every command that uses one."""
     return click.option(
@@ -120,6 +129,21 @@ def main(log_level: str) -> None:
     "Reloaded on SIGHUP and when the file changes.",
 )
 @click.option(
+    "--attribution-interval",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(1, 86_400),
+    help="Seconds between attribution runs (with --inventory).",
+)
+@click.option(
+    "--attribution-lookback",
+    default="1h",
+    show_default=True,
+    metavar="DURATION",
+    help="How far back each attribution run looks (e.g. 30m, 6h, 2d); late data and "
+    "open incidents reach further.",
+)
+@click.option(
     "--local-agent",
     "local_agent",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -141,6 +165,8 @@ def run(
     tls_dir: Path | None,
     insecure: bool,
     inventory: Path | None,
+    attribution_interval: float,
+    attribution_lookback: str,
     local_agent: Path | None,
     duration: float | None,
 ) -> None:
@@ -155,6 +181,7 @@ def run(
         )
     _host_port(listen, "--listen")
     metrics_host, metrics_port = _host_port(metrics_listen, "--metrics-listen")
+    lookback_ns = _duration_ns(attribution_lookback, "--attribution-lookback")
     settings = CollectorSettings(
         listen=listen,
         db_path=db_path,
@@ -165,6 +192,8 @@ def run(
         tls_dir=tls_dir,
         max_streams=max_streams,
         inventory=inventory,
+        attribution_interval=attribution_interval,
+        attribution_lookback_ns=lookback_ns,
     )
     try:
         asyncio.run(_serve(settings, summary_interval, local_agent, duration))
@@ -390,3 +419,64 @@ def inventory_check(file: Path) -> None:
             f"  {agent.agent_id:<{width}}  {len(agent.checks):>6} checks  "
             f"version {agent.version}  (node {agent.node})"
         )
+
+
+@main.command()
+@_db_option("SQLite store.", must_exist=True)
+@click.option(
+    "--since",
+    default="24h",
+    show_default=True,
+    metavar="WHEN",
+    help="From when: ISO 8601 (UTC unless it says) or a time ago (90m, 6h, 7d).",
+)
+@click.option("--until", metavar="WHEN", help="Until when, the same way (default: now).")
+@click.option(
+    "--service-item",
+    "item_id",
+    help="Only incidents of this service item (its own fault or affected).",
+)
+@click.option(
+    "--format", "fmt", default="table", show_default=True, type=click.Choice(["table", "json"])
+)
+@click.option(
+    "--history",
+    is_flag=True,
+    help="Table: list every version of each incident (JSON always carries the history).",
+)
+@click.option("--withdrawn", is_flag=True,
+              help="Also incidents that late data withdrew.")  # fmt: skip
+def incidents(
+    db_path: Path,
+    since: str,
+    until: str | None,
+    item_id: str | None,
+    fmt: str,
+    history: bool,
+    withdrawn: bool,
+) -> None:
+    """Outages and degraded spans attribution found, with cause, root, affected items,
+    confidence and evidence (docs/incidents.md)."""
+    from collector.attribution import listing
+
+    now_ns = time.time_ns()
+    try:
+        start_ns = listing.parse_when(since, now_ns)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from None
+    try:
+        end_ns = now_ns if until is None else listing.parse_when(until, now_ns)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--until") from None
+    if end_ns <= start_ns:
+        raise click.BadParameter(f"{until or 'now'} is not after --since {since}",
+                                 param_hint="--until")  # fmt: skip
+    try:
+        found = listing.load(db_path, start_ns, end_ns, item_id, withdrawn)
+    except CollectorError as exc:
+        _fail(str(exc))
+        return
+    if fmt == "json":
+        click.echo(listing.to_json(found, now_ns))
+    else:
+        click.echo(listing.to_table(found, now_ns, history), nl=False)

@@ -70,9 +70,14 @@ _NODE_FORMS = ("node", "node-host")
 _COLLECTOR_CHECK_KEYS = frozenset({"id", "kind", "service"})
 
 
+NODE_ROLES = ("hypervisor", "server", "vm", "router", "outside")
+MAX_PROCESSES = 64
+
+
 @dataclass(frozen=True, slots=True)
 class Node:
-    """A machine: hypervisor, server or VM, with the agent running on it if any."""
+    """A machine: hypervisor, server, VM, router, or an outside vantage, with the agent
+    running on it if any."""
 
     id: str
     address: Address
@@ -80,6 +85,11 @@ class Node:
     labels: Mapping[str, str]
     site: str
     segment: str
+    role: str = "server"  # one of NODE_ROLES
+    # The hypervisor a VM runs on: its outage is the VM's.
+    parent: str | None = None
+    # Processes the customer runs on this node: one of them missing is the customer's doing.
+    customer_processes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +100,9 @@ class Segment:
     name: str | None
     site: str
     nodes: tuple[Node, ...]
+    # The segment's border router and its egress hop (one past it), as node ids.
+    border: str | None = None
+    egress: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +228,7 @@ def _build(data: object, source: str, problems: list[str]) -> Inventory:
     f = Fields(data, "", frozenset({"sites", "services", "agents"}), problems)
     sites = tuple(_read_site(item, path, problems) for path, item in f.items("sites", MAX_ITEMS))
     nodes, agent_nodes = _index_nodes(sites, problems)
+    _check_topology(sites, nodes, problems)
     services = _read_services(f, nodes, problems)
     agents, check_services = _read_agents(f, agent_nodes, nodes, services, problems)
     if problems:
@@ -240,17 +254,30 @@ def _read_site(data: object, path: str, problems: list[str]) -> Site:
 
 
 def _read_segment(data: object, path: str, site: str, problems: list[str]) -> Segment:
-    f = Fields(data, path, frozenset({"id", "name", "nodes"}), problems)
+    f = Fields(data, path, frozenset({"id", "name", "nodes", "border", "egress"}), problems)
     segment_id = f.text("id", pattern=ID_PATTERN)
     nodes = tuple(
         _read_node(item, item_path, site, segment_id, problems)
         for item_path, item in f.items("nodes", MAX_ITEMS)
     )
-    return Segment(segment_id, f.optional_text("name"), site, nodes)
+    return Segment(
+        segment_id,
+        f.optional_text("name"),
+        site,
+        nodes,
+        border=f.optional_text("border", pattern=ID_PATTERN),
+        egress=f.optional_text("egress", pattern=ID_PATTERN),
+    )
+
+
+_NODE_KEYS = frozenset({"id", "address", "agent", "labels", "role", "parent", "customer_processes"})
 
 
 def _read_node(data: object, path: str, site: str, segment: str, problems: list[str]) -> Node:
-    f = Fields(data, path, frozenset({"id", "address", "agent", "labels"}), problems)
+    f = Fields(data, path, _NODE_KEYS, problems)
+    role = f.optional_text("role") or "server"
+    if role not in NODE_ROLES:
+        f.problem("role", f"{role!r} is not one of {', '.join(NODE_ROLES)}")
     return Node(
         id=f.text("id", pattern=ID_PATTERN),
         address=_read_address(f),
@@ -258,7 +285,21 @@ def _read_node(data: object, path: str, site: str, segment: str, problems: list[
         labels=_read_labels(f),
         site=site,
         segment=segment,
+        role=role,
+        parent=f.optional_text("parent", pattern=ID_PATTERN),
+        customer_processes=_read_names(f, "customer_processes"),
     )
+
+
+def _read_names(f: Fields, key: str) -> tuple[str, ...]:
+    """An optional list of process names (as psutil shows them: at most 255 characters)."""
+    names: list[str] = []
+    for path, item in f.items(key, MAX_PROCESSES):
+        if isinstance(item, str) and 0 < len(item) <= MAX_TEXT:
+            names.append(item)
+        else:
+            f.problems.append(f"{path}: must be a process name of 1 to {MAX_TEXT} characters")
+    return tuple(names)
 
 
 def _read_address(f: Fields) -> Address:
@@ -315,6 +356,32 @@ def _index_nodes(
                 if node.agent and _note_unique(where, "agent", node.agent, node_path, problems):
                     agent_nodes[node.agent] = node.id
     return nodes, agent_nodes
+
+
+def _check_topology(
+    sites: tuple[Site, ...], nodes: Mapping[str, Node], problems: list[str]
+) -> None:
+    """A parent is a hypervisor and only VMs have one (so parentage is one level, never
+    a cycle); border and egress name nodes."""
+    for i, site in enumerate(sites):
+        for j, segment in enumerate(site.segments):
+            path = f"sites[{i}].segments[{j}]"
+            for key in ("border", "egress"):
+                ref = getattr(segment, key)
+                if ref and ref not in nodes:
+                    problems.append(f"{path}.{key}: {ref!r} is not a node of this inventory")
+            for k, node in enumerate(segment.nodes):
+                parent = nodes.get(node.parent) if node.parent else None
+                where = f"{path}.nodes[{k}].parent"
+                if node.parent and parent is None:
+                    problems.append(f"{where}: {node.parent!r} is not a node of this inventory")
+                elif parent is not None and parent.role != "hypervisor":
+                    problems.append(
+                        f"{where}: {node.parent!r} is a {parent.role}; a parent must be a "
+                        "hypervisor (role: hypervisor)"
+                    )
+                elif parent is not None and node.role != "vm":
+                    problems.append(f"{where}: only a VM (role: vm) runs on a hypervisor")
 
 
 def _note_unique(

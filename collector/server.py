@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +13,7 @@ from grpc_health.v1 import _async as health_async
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import start_http_server
 
+from collector.attribution.runner import DEFAULT_INTERVAL, DEFAULT_LOOKBACK_NS, AttributionRunner
 from collector.errors import ConfigError
 from collector.exporters.metrics import CollectorMetrics
 from collector.ingest.config_push import ConfigDistributor
@@ -52,8 +54,12 @@ class CollectorSettings:
     # None means plaintext without identities, only when asked for explicitly.
     tls_dir: Path | None = None
     max_streams: int = 10_000
-    # The inventory file: agents get their checks from it (None: no pushes).
+    # The inventory file: agents get their checks from it (None: no pushes, and no
+    # attribution, which needs its topology).
     inventory: Path | None = None
+    # Attribution runs: how often, and how far back each one looks.
+    attribution_interval: float = DEFAULT_INTERVAL
+    attribution_lookback_ns: int = DEFAULT_LOOKBACK_NS
 
 
 def server_credentials(tls_dir: Path) -> grpc.ServerCredentials:
@@ -85,6 +91,8 @@ class CollectorServer:
             ConfigDistributor(settings.inventory) if settings.inventory is not None else None
         )
         self._watching: asyncio.Task[None] | None = None
+        self.attribution: AttributionRunner | None = None
+        self._attributing: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         service = UplinkService(
@@ -115,6 +123,7 @@ class CollectorServer:
         if self.distributor is not None:
             self.metrics.watch_inventory(self.distributor)
             self._watching = asyncio.create_task(self.distributor.watch())
+            self._start_attribution(self.distributor)
         await self._grpc.start()
         for name in ("", UPLINK_SERVICE):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -125,6 +134,17 @@ class CollectorServer:
             self.settings.metrics_port,
         )
 
+    def _start_attribution(self, distributor: ConfigDistributor) -> None:
+        # The inventory as it is at each run: a reload changes the topology too.
+        self.attribution = AttributionRunner(
+            self.store,
+            lambda: distributor.inventory,
+            interval=self.settings.attribution_interval,
+            lookback_ns=self.settings.attribution_lookback_ns,
+        )
+        self.metrics.watch_attribution(self.attribution)
+        self._attributing = asyncio.create_task(self.attribution.run())
+
     def reload_inventory(self) -> None:
         """SIGHUP: read the inventory again (a bad file is logged and changes nothing)."""
         if self.distributor is not None:
@@ -133,6 +153,11 @@ class CollectorServer:
     async def stop(self, grace: float = 5.0) -> None:
         if self._watching is not None:
             self._watching.cancel()
+        if self._attributing is not None:
+            self._attributing.cancel()
+            # Before the store closes: a save it already queued is still committed.
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._attributing
         await self._health.enter_graceful_shutdown()
         await self._grpc.stop(grace)
         if self._http is not None:

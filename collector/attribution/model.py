@@ -15,20 +15,20 @@ from collector.sla.model import Cause
 
 __all__ = [
     "AffectedItem",
+    "AttributionResult",
     "CheckRef",
     "Confidence",
     "EvidenceLine",
-    "AttributionResult",
     "Incident",
     "IncidentKind",
     "ItemState",
     "NodeRole",
     "Root",
     "RootScope",
+    "TopoItem",
     "TopoNode",
     "TopoSegment",
     "Topology",
-    "TopoItem",
     "Vantage",
 ]
 

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CollectorRegistry,
@@ -32,6 +33,9 @@ from collector.store.coverage import DropLoss
 from collector.store.sqlite import ERROR_CLASS_NAMES, KIND_NAMES, OUTCOME_NAMES
 from slawatch.v1 import observation_pb2 as pb
 from slawatch.v1 import uplink_pb2 as up
+
+if TYPE_CHECKING:
+    from collector.exporters.attribution_metrics import AttributionSource
 
 # A `_created` series per counter and histogram would double the per-check series
 # for nothing Grafana uses; the store keeps the real history.
@@ -349,6 +353,13 @@ class CollectorMetrics:
         from collector.exporters.sla_metrics import SlaCollector
 
         self.registry.register(SlaCollector(db_path))
+
+    def watch_attribution(self, runner: AttributionSource) -> None:
+        """Export item states, incidents and the runner's health
+        (collector/exporters/attribution_metrics.py)."""
+        from collector.exporters.attribution_metrics import AttributionCollector
+
+        self.registry.register(AttributionCollector(runner))
 
     def watch_inventory(self, distributor: ConfigDistributor) -> None:
         distributor.on_reload = lambda result: self.inventory_reloads.labels(result).inc()

@@ -2,12 +2,16 @@
 span, its evidence (samples of its checks, maintenance, tickets, overrides).
 
 Reads only (any connection: a read-only one is enough); the rows come from
-``slawatch-collector import`` (collector/store/sla_tables.py) and from agents.
+``slawatch-collector import`` (collector/store/sla_tables.py), from agents, and
+the causes of agents' failed rounds from attribution's stored verdicts
+(collector/store/incidents.py).
 Only sqlite3 and the domain model: the engine imports this, never the reverse.
 """
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
 import itertools
 import sqlite3
 import statistics
@@ -27,6 +31,7 @@ from collector.sla.model import (
     ServiceItem,
     Ticket,
 )
+from collector.store.incidents import ItemVerdict, item_verdicts
 
 __all__ = ["DEFAULT_INTERVAL_NS", "LOOKBACK_NS", "load_evidence", "load_item", "load_items"]
 
@@ -98,6 +103,7 @@ def load_evidence(
     since_ns = start_ns - LOOKBACK_NS
     checks = dict.fromkeys((*item.checks, *item.loss_checks))
     samples = [s for check in checks for s in _samples(conn, check, since_ns, end_ns)]
+    samples = _with_verdicts(samples, item_verdicts(conn, item.id, since_ns, end_ns))
     samples.sort(key=lambda s: (s.start_ns, s.check.agent_id, s.check.check_id))
     return Evidence(
         samples=tuple(samples),
@@ -130,6 +136,27 @@ def _samples(conn: sqlite3.Connection, check: CheckKey, since_ns: int, end_ns: i
         )
         for start, outcome, cause, interval, sent, received in rows
     ]
+
+
+def _with_verdicts(samples: list[Sample], verdicts: list[ItemVerdict]) -> list[Sample]:
+    """Failed rounds without a cause of their own take the attribution verdict covering
+    them: the measured cause (inside a window, the observed one; whether the window
+    counts is the policy's call, which the engine makes with the windows it is given)."""
+    if not verdicts:
+        return samples
+    starts = [v.start_ns for v in verdicts]
+    result = []
+    for sample in samples:
+        index = bisect.bisect_right(starts, sample.start_ns) - 1
+        covering = next(
+            (v for v in reversed(verdicts[: index + 1]) if v.end_ns > sample.start_ns), None
+        )
+        if sample.ok or sample.cause is not None or covering is None:
+            result.append(sample)
+            continue
+        cause = covering.observed_cause if covering.cause == Cause.MAINTENANCE else covering.cause
+        result.append(dataclasses.replace(sample, cause=cause or Cause.UNKNOWN))
+    return result
 
 
 def _median_gap(starts: list[int]) -> int:

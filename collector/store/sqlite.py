@@ -31,8 +31,10 @@ from typing import Any, TypeVar
 
 from google.protobuf import json_format
 
+from collector.attribution.model import AttributionResult
 from collector.errors import StoreError
 from collector.store.coverage import SCHEMA_STEP_3, DropLoss, insert_drops, merge_window
+from collector.store.incidents import SCHEMA_STEP_6, SaveSummary, save_run
 from collector.store.sla_tables import SCHEMA_STEP_4, ImportRecords, TableCount, write_import
 from slawatch.v1 import observation_pb2 as pb
 from slawatch.v1 import uplink_pb2 as up
@@ -137,6 +139,9 @@ MIGRATIONS: dict[int, str] = {
     2: "ALTER TABLE observations ADD COLUMN detail_json TEXT;",
     3: SCHEMA_STEP_3,  # spool_drops, coverage, config_status
     4: SCHEMA_STEP_4,  # SLA inputs; observations.cause, .interval_ns
+    # Placeholder on the incidents branch: maintenance's step 5 replaces it at the merge.
+    5: "SELECT 1",
+    6: SCHEMA_STEP_6,  # attribution's incidents, every version
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -189,6 +194,9 @@ class Store:
         self._thread = threading.Thread(target=self._writer, name="store-writer", daemon=True)
         self._thread.start()
         self.commit_seconds: Callable[[float], None] = lambda _s: None
+        # The earliest observation start stored since attribution last asked
+        # (take_earliest_stored): late data that a run must reach back to.
+        self._earliest_stored_ns: int | None = None
 
     def close(self) -> None:
         self._queue.put(None)
@@ -292,7 +300,21 @@ class Store:
             merge_window(conn, agent_id, batch.window_start_unix_ns, batch.window_end_unix_ns)
             return BatchResult.STORED, losses
 
-        return await self._submit(action)
+        result = await self._submit(action)
+        if result[0] is BatchResult.STORED and rows:
+            self._note_stored(min(o.start_unix_ns for o in batch.observations))
+        return result
+
+    def _note_stored(self, start_ns: int) -> None:
+        # On the event loop's thread, like take_earliest_stored: no lock needed.
+        if self._earliest_stored_ns is None or start_ns < self._earliest_stored_ns:
+            self._earliest_stored_ns = start_ns
+
+    def take_earliest_stored(self) -> int | None:
+        """The earliest start of the observations stored since the last call (None:
+        nothing stored since), and forget it."""
+        earliest, self._earliest_stored_ns = self._earliest_stored_ns, None
+        return earliest
 
     async def write_config_status(
         self, agent_id: str, status: up.ConfigStatus, now_ns: int
@@ -322,6 +344,14 @@ class Store:
         Per record type, how many the file gave and how many the store lacked.
         """
         return await self._submit(lambda conn: write_import(conn, records, now_ns))
+
+    async def save_attribution(
+        self, result: AttributionResult, now_ns: int | None = None
+    ) -> SaveSummary:
+        """Store one attribution run's incidents as versions (collector/store/incidents.py),
+        all in one savepoint."""
+        stamp = time.time_ns() if now_ns is None else now_ns
+        return await self._submit(lambda conn: save_run(conn, result, stamp))
 
 
 def _resolve(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:

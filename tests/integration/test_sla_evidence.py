@@ -15,6 +15,14 @@ from typing import Any
 
 import pytest
 
+from collector.attribution.model import (
+    AttributionResult,
+    Confidence,
+    Incident,
+    IncidentKind,
+    Root,
+    RootScope,
+)
 from collector.errors import ConfigError, StoreError
 from collector.sla.evidence import load_evidence, load_item, load_items
 from collector.sla.importer import import_file, parse_records, parse_time_ns
@@ -295,11 +303,11 @@ def version_3_store(path: Path) -> None:
 def test_a_version_3_store_is_upgraded_keeping_its_rows_and_imports(tmp_path: Path) -> None:
     db = tmp_path / "v3.db"
     version_3_store(db)
-    assert SCHEMA_VERSION == 4
+    assert SCHEMA_VERSION >= 4
     # The importer reads the store's items before upgrading it: none in a version 3 store.
     import_lines(db, tmp_path, item("web-1", NYC_WEB), obs(NYC_WEB, MARCH + 2 * HOUR))
     with sqlite3.connect(db) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert conn.execute(
             "SELECT sequence_epoch, outcome, error_class, cause, interval_ns FROM observations "
             "ORDER BY start_ns"
@@ -309,3 +317,50 @@ def test_a_version_3_store_is_upgraded_keeping_its_rows_and_imports(tmp_path: Pa
         Sample(NYC_WEB, MARCH + HOUR, False, HOUR),
         Sample(NYC_WEB, MARCH + 2 * HOUR, True, HOUR),
     )
+
+
+def _verdict_run(cause: Cause, observed: Cause | None, start: int, end: int) -> AttributionResult:
+    incident = Incident(
+        kind=IncidentKind.OUTAGE, root=Root(RootScope.ITEM, "web-2"), cause=cause,
+        start_ns=start, end_ns=end, items=("web-2",), affected=(),
+        confidence=Confidence.HIGH, evidence=(), observed_cause=observed,
+    )  # fmt: skip
+    return AttributionResult(start - HOUR, end + HOUR, (incident,), {})
+
+
+@pytest.mark.parametrize(
+    ("cause", "observed", "expected"),
+    [
+        (Cause.SERVICE, None, Cause.SERVICE),
+        # Inside a window the measured cause goes on: the policy judges the window.
+        (Cause.MAINTENANCE, Cause.CUSTOMER, Cause.CUSTOMER),
+    ],
+)
+def test_agents_failed_rounds_take_the_attribution_verdict(
+    tmp_path: Path, cause: Cause, observed: Cause | None, expected: Cause
+) -> None:
+    db = tmp_path / "c.db"
+    start = MARCH + 10 * MINUTE
+    # An imported round's own cause wins over the verdict.
+    imported = obs(FRA_WEB, start + 30 * SECOND, outcome="timeout", cause="upstream")
+    import_lines(db, tmp_path, item("web-2", NYC_WEB, FRA_WEB), imported)
+    rounds = [(start + i * MINUTE, pb.OUTCOME_REFUSED) for i in range(3)]
+    store_agent_batch(db, agent_batch((start - MINUTE, pb.OUTCOME_OK), *rounds,
+                                      (start + 3 * MINUTE, pb.OUTCOME_OK)))  # fmt: skip
+    store = Store(db)
+    try:
+        asyncio.run(
+            store.save_attribution(_verdict_run(cause, observed, start, start + 3 * MINUTE))
+        )
+    finally:
+        store.close()
+    with sqlite3.connect(db) as conn:
+        evidence = load_evidence(conn, load_item(conn, "web-2"), MARCH, APRIL)
+    causes = [(s.start_ns, s.ok, s.cause) for s in evidence.samples]
+    assert causes == [
+        (start - MINUTE, True, None),
+        (start, False, expected),
+        (start + 30 * SECOND, False, Cause.UPSTREAM),
+        *((t, False, expected) for t, _ in rounds[1:]),
+        (start + 3 * MINUTE, True, None),
+    ]

@@ -418,7 +418,7 @@ def test_cli_check_summarises_a_valid_inventory() -> None:
     result = CliRunner().invoke(main, ["inventory", "check", str(EXAMPLE)])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0] == f"{EXAMPLE}: 2 sites, 3 segments, 5 nodes, 3 services, 3 agents"
+    assert lines[0] == f"{EXAMPLE}: 2 sites, 3 segments, 6 nodes, 3 services, 3 agents"
     version = load_inventory(EXAMPLE).agents["hv-fra-01"].version
     assert lines[1].split() == [
         "hv-fra-01",
@@ -443,3 +443,47 @@ def test_cli_check_lists_the_problems_and_exits_2(tmp_path: Path) -> None:
     missing = CliRunner().invoke(main, ["inventory", "check", str(tmp_path / "nope.yaml")])
     assert missing.exit_code == 2
     assert "cannot read" in missing.output
+
+
+def _topology_data(**segment: Any) -> dict[str, Any]:
+    """A hypervisor h with VM v, a server n, and whatever the segment is given."""
+    data = _data()
+    seg = data["sites"][0]["segments"][0]
+    seg["nodes"] = [
+        {"id": "h", "address": "198.18.1.3", "agent": "ha", "role": "hypervisor"},
+        {"id": "v", "address": "198.18.1.4", "role": "vm", "parent": "h"},
+        {"id": "n1", "address": "198.18.1.2", "agent": "a1", "customer_processes": ["app"]},
+        {"id": "r", "address": "198.18.1.1", "role": "router"},
+        {"id": "n6", "address": "2001:db8::6"},
+    ]
+    seg.update(segment)
+    return data
+
+
+def test_topology_keys_are_read() -> None:
+    inventory = inventory_from_mapping(_topology_data(border="r", egress="r"))
+    assert inventory.nodes["v"].parent == "h"
+    assert inventory.nodes["h"].role == "hypervisor"
+    assert inventory.nodes["n1"].role == "server"  # the default
+    assert inventory.nodes["n1"].customer_processes == ("app",)
+    assert (inventory.segments[0].border, inventory.segments[0].egress) == ("r", "r")
+
+
+def test_topology_problems_name_their_fields() -> None:
+    data = _topology_data(border="nowhere")
+    nodes = data["sites"][0]["segments"][0]["nodes"]
+    nodes[4]["role"] = "mainframe"
+    nodes[1]["parent"] = "n1"  # a server, not a hypervisor
+    nodes[2]["parent"] = "h"  # a server cannot run on a hypervisor
+    nodes[3]["customer_processes"] = ["", 5]
+    problems = _problems(data)
+    roles = "hypervisor, server, vm, router, outside"
+    assert f"sites[0].segments[0].nodes[4].role: 'mainframe' is not one of {roles}" in problems
+    assert "sites[0].segments[0].border: 'nowhere' is not a node of this inventory" in problems
+    assert any(
+        p.startswith("sites[0].segments[0].nodes[1].parent: 'n1' is a server") for p in problems
+    )
+    assert "sites[0].segments[0].nodes[2].parent: only a VM (role: vm) runs on a hypervisor" in (
+        problems
+    )
+    assert sum("customer_processes[" in p for p in problems) == 2

@@ -7,16 +7,33 @@ from pathlib import Path
 
 from prometheus_client import generate_latest
 
+from collector.attribution.model import IncidentKind, ItemState
+from collector.attribution.runner import IncidentTotals, RunnerStats
 from collector.exporters.metrics import CollectorMetrics
+from collector.sla.model import Cause
 from slawatch.v1 import observation_pb2 as pb
 from slawatch.v1 import uplink_pb2 as up
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
 
 
+class _Runner:
+    """What the attribution exporter reads of the runner, after one run."""
+
+    stats = RunnerStats(runs=1)
+    states = {"web": ItemState.DOWN}
+    totals = IncidentTotals(
+        month_seconds={
+            ("web", IncidentKind.OUTAGE, Cause.SERVICE): 60.0,
+            ("web", IncidentKind.DEGRADED, Cause.NETWORK): 30.0,
+        }
+    )
+
+
 def _exported_families(db: Path) -> set[str]:
     metrics = CollectorMetrics()
     metrics.watch_sla(db)
+    metrics.watch_attribution(_Runner())
     metrics.agent_connected("a")
     metrics.heartbeat("a", up.Heartbeat(host=up.HostSnapshot(load1=1.0)))
     failed = pb.Observation(

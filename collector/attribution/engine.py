@@ -1,0 +1,193 @@
+"""Attribution over a span: per slot a verdict for every down service item, then
+root incidents.
+
+    signals --situation--> per-slot states --rules--> verdict per (item, slot)
+    verdicts --by root--> incidents (children affected, not separate faults)
+
+A slot's verdicts are grouped by their root: a segment's cut is one incident
+with every item in it affected; a hypervisor's failure is one incident with its
+own items and its VMs' items affected. Consecutive slots with the same root and
+cause make one incident; a single slot without that verdict between two runs
+(a round that straddled the change) does not split it. Maintenance windows
+turn an item's verdict into ``maintenance`` and keep the measured cause as the
+observed one.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from collector.attribution.evidence import render_evidence
+from collector.attribution.model import (
+    AffectedItem,
+    AttributionResult,
+    Confidence,
+    Incident,
+    IncidentKind,
+    ItemState,
+    Root,
+    Topology,
+)
+from collector.attribution.rules import Sign, Verdict, egress_root, item_verdict
+from collector.attribution.signals import Signals
+from collector.attribution.situation import Settings, Situation, build_situation, flagged
+from collector.attribution.slots import FAIL, OK
+from collector.sla.model import Cause
+
+__all__ = ["Settings", "attribute"]
+
+# Runs of one root and cause separated by at most this many slots are one incident.
+BRIDGE_SLOTS = 1
+_CONFIDENCE_ORDER = [Confidence.LOW, Confidence.MEDIUM, Confidence.HIGH]
+
+
+@dataclass(frozen=True, slots=True)
+class _Key:
+    """What must stay the same for slots to be one incident."""
+
+    kind: IncidentKind
+    root: Root
+    cause: Cause
+    observed: Cause | None
+
+
+@dataclass
+class _Run:
+    key: _Key
+    first: int
+    last: int
+    items: set[str] = field(default_factory=set)
+    affected: dict[str, str] = field(default_factory=dict)  # item -> node
+    signs: dict[Sign, None] = field(default_factory=dict)  # ordered set
+    missing: dict[str, None] = field(default_factory=dict)
+    confidence: Confidence = Confidence.HIGH
+
+
+def attribute(
+    topology: Topology,
+    signals: Signals,
+    start_ns: int,
+    end_ns: int,
+    settings: Settings | None = None,
+) -> AttributionResult:
+    s = build_situation(topology, signals, start_ns, end_ns, settings or Settings())
+    runs: dict[_Key, list[_Run]] = defaultdict(list)
+    for k in range(s.slots.count):
+        for key, verdict, item_id in _slot_verdicts(s, k):
+            _extend(runs[key], key, k, verdict, item_id, s)
+    incidents = [_incident(run, s) for key_runs in runs.values() for run in key_runs]
+    incidents.sort(key=lambda i: (i.start_ns, i.root.scope, i.root.id, i.kind))
+    return AttributionResult(start_ns, end_ns, tuple(incidents), _states(s))
+
+
+def _slot_verdicts(s: Situation, k: int) -> list[tuple[_Key, Verdict, str]]:
+    found: list[tuple[_Key, Verdict, str]] = []
+    for item_id in s.topology.items:
+        if s.item_view[item_id][k] == FAIL:
+            verdict = item_verdict(s, item_id, k)
+            found.append((_outage_key(s, item_id, k, verdict), verdict, item_id))
+    found += _degraded(s, k)
+    return found
+
+
+def _outage_key(s: Situation, item_id: str, k: int, verdict: Verdict) -> _Key:
+    in_window = bool(s.maintenance.get(item_id, ())) and s.maintenance[item_id][k] != ""
+    if in_window:
+        return _Key(IncidentKind.OUTAGE, verdict.root, Cause.MAINTENANCE, verdict.cause)
+    return _Key(IncidentKind.OUTAGE, verdict.root, verdict.cause, None)
+
+
+def _degraded(s: Situation, k: int) -> list[tuple[_Key, Verdict, str]]:
+    """Excess Packet Loss measured from a node: toward the egress hop (``network``, the
+    border-egress path) or beyond it only (``upstream``). Items on the node (and on its
+    VMs) are the ones that suffer it."""
+    found: list[tuple[_Key, Verdict, str]] = []
+    for agent_id in sorted(s.egress_excess):
+        node = s.topology.nodes[s.topology.agent_nodes[agent_id]]
+        if flagged(s.egress_excess, agent_id, k):
+            cause, root = Cause.NETWORK, egress_root(s, node.segment)
+        elif flagged(s.beyond_excess, agent_id, k):
+            egress = s.topology.segments[node.segment].egress or "egress"
+            cause, root = (
+                Cause.UPSTREAM,
+                Root(egress_root(s, node.segment).scope, f"beyond-{egress}"),
+            )
+        else:
+            continue
+        verdict = Verdict(cause, root, Confidence.HIGH, (Sign("egress", agent_id),), (), True)
+        key = _Key(IncidentKind.DEGRADED, root, cause, None)
+        for item_id in _items_on_and_under(s.topology, node.id):
+            found.append((key, verdict, item_id))
+    return found
+
+
+def _items_on_and_under(topology: Topology, node_id: str) -> list[str]:
+    nodes = (node_id, *topology.children(node_id))
+    return [item for n in nodes for item in topology.items_on(n)]
+
+
+def _extend(
+    runs: list[_Run], key: _Key, k: int, verdict: Verdict, item_id: str, s: Situation
+) -> None:
+    run = runs[-1] if runs else None
+    if run is None or k - run.last > BRIDGE_SLOTS + 1:
+        run = _Run(key, k, k)
+        runs.append(run)
+    run.last = k
+    if verdict.affected:
+        run.affected[item_id] = s.topology.items[item_id].node
+    else:
+        run.items.add(item_id)
+    run.signs.update(dict.fromkeys(verdict.signs))
+    run.missing.update(dict.fromkeys(verdict.missing))
+    order = _CONFIDENCE_ORDER.index
+    run.confidence = min(run.confidence, verdict.confidence, key=order)
+
+
+def _incident(run: _Run, s: Situation) -> Incident:
+    start_ns = s.slots.start_of(run.first)
+    end_ns = s.slots.start_of(run.last + 1)
+    items = tuple(sorted(run.items))
+    affected = tuple(
+        AffectedItem(item_id, node, run.key.root.id)
+        for item_id, node in sorted(run.affected.items())
+        if item_id not in run.items
+    )
+    return Incident(
+        kind=run.key.kind,
+        root=run.key.root,
+        cause=run.key.cause,
+        start_ns=start_ns,
+        end_ns=end_ns,
+        items=items,
+        affected=affected,
+        confidence=run.confidence,
+        evidence=render_evidence(list(run.signs), s, start_ns, end_ns, run.key.root),
+        missing=tuple(run.missing),
+        observed_cause=run.key.observed,
+        open=run.last >= s.slots.count - 1,
+    )
+
+
+def _states(s: Situation) -> dict[str, ItemState]:
+    """Each item's state in the newest slot its customer view knows (the last slot may
+    not have results yet: rounds still running)."""
+    states: dict[str, ItemState] = {}
+    for item_id, view in s.item_view.items():
+        known = [k for k in range(len(view) - 1, max(-1, len(view) - 4), -1) if view[k]]
+        if not known:
+            states[item_id] = ItemState.UNKNOWN
+            continue
+        k = known[0]
+        if view[k] == FAIL:
+            states[item_id] = ItemState.DOWN
+        elif view[k] == OK and any(
+            item_id in _items_on_and_under(s.topology, s.topology.agent_nodes[a])
+            for a in s.egress_excess
+            if flagged(s.egress_excess, a, k) or flagged(s.beyond_excess, a, k)
+        ):
+            states[item_id] = ItemState.DEGRADED
+        else:
+            states[item_id] = ItemState.UP
+    return states

@@ -1,0 +1,250 @@
+"""Every signal of one attribution run as per-slot states: what the rules read.
+
+Built once per run from the topology and the signals: each check's state,
+each service item's customer view (up, down, unknown), its local view, each
+agent's presence (did it run then, as its rounds or batch windows show, even if
+they arrived later), host findings, inbound traffic against its baseline,
+egress-loss verdicts, node reachability, and maintenance.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from collector.attribution.model import CheckRef, NodeRole, TopoItem, Topology, Vantage
+from collector.attribution.signals import EgressRound, HostRound, Signals
+from collector.attribution.slots import FAIL, NONE, OK, Slots, check_states, make_slots, mark
+from collector.sla.model import MINUTE, SECOND
+
+# Finding kinds that are the customer's doing on a server or VM (their data filled the
+# disk, their workload the memory); on a hypervisor they are the provider's.
+CUSTOMER_RESOURCE_FINDINGS = frozenset({"disk_full", "inodes_full", "memory_full"})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    # How many intervals a round stands for when no next round follows.
+    hold_intervals: float = 1.5
+    # Failed rounds in a row before the customer view calls an item down.
+    confirm_rounds: int = 2
+    # Inbound packets/s this many times the node's baseline (and at least the floor)
+    # is an attack, not customers.
+    ddos_factor: float = 10.0
+    ddos_floor_pps: float = 5000.0
+    # Slots: the shortest check interval, within these bounds.
+    min_slot_ns: int = SECOND
+    max_slot_ns: int = MINUTE
+    # A round that reached the collector this long after it ended was backfilled.
+    late_ns: int = 30 * SECOND
+
+
+@dataclass
+class Situation:
+    topology: Topology
+    signals: Signals
+    slots: Slots
+    settings: Settings
+    check_state: dict[tuple[str, str], bytearray] = field(default_factory=dict)
+    # The same with failures shorter than ``confirm_rounds`` counted as passed.
+    confirmed_state: dict[tuple[str, str], bytearray] = field(default_factory=dict)
+    item_view: dict[str, bytearray] = field(default_factory=dict)  # customer view
+    item_local: dict[str, bytearray] = field(default_factory=dict)
+    agent_present: dict[str, bytearray] = field(default_factory=dict)
+    agent_late: dict[str, bytearray] = field(default_factory=dict)
+    node_reach: dict[str, bytearray] = field(default_factory=dict)
+    findings: dict[str, list[tuple[tuple[str, str], ...]]] = field(default_factory=dict)
+    flood: dict[str, bytearray] = field(default_factory=dict)  # by node
+    egress_excess: dict[str, bytearray] = field(default_factory=dict)  # by agent
+    beyond_excess: dict[str, bytearray] = field(default_factory=dict)  # by agent
+    maintenance: dict[str, list[str]] = field(default_factory=dict)  # item -> note per slot
+
+    # -- queries the rules use ---------------------------------------------
+
+    def agent_of(self, node_id: str) -> str | None:
+        return self.topology.nodes[node_id].agent
+
+    def node_findings(self, node_id: str, k: int) -> tuple[tuple[str, str], ...]:
+        agent = self.agent_of(node_id)
+        return self.findings[agent][k] if agent in self.findings else ()
+
+    def customer_findings(self, node_id: str, k: int) -> list[tuple[str, str]]:
+        return self.customer_findings_any(node_id, self.node_findings(node_id, k))
+
+    def customer_findings_any(
+        self, node_id: str, findings: Iterable[tuple[str, str]]
+    ) -> list[tuple[str, str]]:
+        """The findings that are the customer's doing on this node."""
+        node = self.topology.nodes[node_id]
+        resource = node.role in (NodeRole.SERVER, NodeRole.VM)
+        return [
+            (kind, subject)
+            for kind, subject in findings
+            if (resource and kind in CUSTOMER_RESOURCE_FINDINGS)
+            or (kind == "process_missing" and subject in node.customer_processes)
+        ]
+
+    def present(self, agent_id: str | None, k: int) -> bool:
+        return agent_id is not None and flagged(self.agent_present, agent_id, k)
+
+    def independent_nodes(self, segment_id: str) -> list[str]:
+        """The segment's nodes that stand on their own (VMs follow their hypervisor),
+        and that the customer view knows about (have service items)."""
+        return [
+            n
+            for n in self.topology.segments[segment_id].nodes
+            if self.topology.nodes[n].parent is None and n in self.node_reach
+        ]
+
+
+def flagged(marks: dict[str, bytearray], key: str, k: int) -> bool:
+    """Whether ``marks[key]`` is set in slot ``k`` (unset when ``key`` has no marks)."""
+    found = marks.get(key)
+    return found is not None and found[k] != 0
+
+
+def build_situation(
+    topology: Topology, signals: Signals, start_ns: int, end_ns: int, settings: Settings
+) -> Situation:
+    slots = make_slots(start_ns, end_ns, _step(topology, signals, settings))
+    s = Situation(topology, signals, slots, settings)
+    for key, check in signals.checks.items():
+        s.check_state[key], s.confirmed_state[key] = check_states(
+            check, slots, settings.hold_intervals, settings.confirm_rounds
+        )
+    for item in topology.items.values():
+        s.item_view[item.id] = _combine(s.confirmed_state, _customer_view(item), slots)
+        local = [c for c in item.checks if c.vantage == Vantage.LOCAL]
+        s.item_local[item.id] = _combine(s.check_state, local, slots)
+    _agents(s)
+    _nodes(s)
+    _host(s)
+    _egress(s)
+    _maintenance(s)
+    return s
+
+
+def _step(topology: Topology, signals: Signals, settings: Settings) -> int:
+    intervals = [
+        signals.checks[(c.agent_id, c.check_id)].interval_ns
+        for item in topology.items.values()
+        for c in item.checks
+        if (c.agent_id, c.check_id) in signals.checks
+    ]
+    step = min(intervals, default=settings.max_slot_ns)
+    return max(settings.min_slot_ns, min(settings.max_slot_ns, step))
+
+
+def _customer_view(item: TopoItem) -> list[CheckRef]:
+    """The checks that say whether customers can use the item: from outside if any
+    run there, else from the provider's other nodes, else from the node itself."""
+    for vantages in ((Vantage.OUTSIDE,), (Vantage.PEER, Vantage.SITE), (Vantage.LOCAL,)):
+        chosen = [c for c in item.checks if c.vantage in vantages]
+        if chosen:
+            return chosen
+    return []
+
+
+def _combine(
+    by_check: dict[tuple[str, str], bytearray], checks: list[CheckRef], slots: Slots
+) -> bytearray:
+    """Down where any of the checks fails, up where all known ones pass, else unknown."""
+    combined = bytearray(slots.count)
+    for ref in checks:
+        states = by_check.get((ref.agent_id, ref.check_id))
+        if states is None:
+            continue
+        for k, value in enumerate(states):
+            if value == FAIL or (value == OK and combined[k] == NONE):
+                combined[k] = value
+    return combined
+
+
+def _agents(s: Situation) -> None:
+    """Present where the agent ran: its rounds (however late they came) or its batch
+    windows; late where rounds of that slot arrived long after they ended."""
+    spans: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    late: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for (agent_id, _check), check in s.signals.checks.items():
+        for r in check.rounds:
+            end = r.start_ns + max(r.duration_ns, 1)
+            spans[agent_id].append((r.start_ns, end))
+            if r.received_ns and r.received_ns - end > s.settings.late_ns:
+                late[agent_id].append((r.start_ns, end))
+    for agent_id in s.topology.agent_nodes:
+        present = mark(s.slots, spans[agent_id])
+        s.agent_present[agent_id] = mark(s.slots, s.signals.coverage.get(agent_id, ()), present)
+        s.agent_late[agent_id] = mark(s.slots, late[agent_id])
+
+
+def _nodes(s: Situation) -> None:
+    """A node is reachable where any of its items is up from the customer view, and
+    unreachable where every item with a known view is down."""
+    by_node: dict[str, list[str]] = defaultdict(list)
+    for item in s.topology.items.values():
+        by_node[item.node].append(item.id)
+    for node_id, items in by_node.items():
+        reach = bytearray(s.slots.count)
+        for k in range(s.slots.count):
+            views = [s.item_view[i][k] for i in items]
+            if OK in views:
+                reach[k] = OK
+            elif FAIL in views:
+                reach[k] = FAIL
+        s.node_reach[node_id] = reach
+
+
+def _host(s: Situation) -> None:
+    for agent_id, rounds in s.signals.host.items():
+        interval = s.signals.host_interval_ns.get(agent_id, MINUTE)
+        per_slot: list[tuple[tuple[str, str], ...]] = [()] * s.slots.count
+        for index, r in enumerate(rounds):
+            end = r.start_ns + int(interval * s.settings.hold_intervals)
+            if index + 1 < len(rounds):
+                end = min(end, rounds[index + 1].start_ns)
+            for k in s.slots.covering(r.start_ns, end):
+                per_slot[k] = r.findings
+        s.findings[agent_id] = per_slot
+        node_id = s.topology.agent_nodes[agent_id]
+        s.flood[node_id] = mark(s.slots, _floods(rounds, interval, s.settings))
+
+
+def _floods(
+    rounds: tuple[HostRound, ...], interval: int, settings: Settings
+) -> list[tuple[int, int]]:
+    """Rounds whose inbound packet rate is far above the node's baseline (the median
+    of its rounds in the run: an attack is the exception, not the median)."""
+    if len(rounds) < 5:
+        return []
+    baseline = statistics.median(r.rx_packets_per_second for r in rounds)
+    bound = max(settings.ddos_floor_pps, baseline * settings.ddos_factor)
+    return [(r.start_ns, r.start_ns + interval) for r in rounds if r.rx_packets_per_second > bound]
+
+
+def _egress(s: Situation) -> None:
+    for agent_id, rounds in s.signals.egress.items():
+        s.egress_excess[agent_id] = mark(s.slots, _spans(rounds, lambda r: r.verdict == "excess"))
+        s.beyond_excess[agent_id] = mark(s.slots, _spans(rounds, _beyond_only))
+
+
+def _beyond_only(r: EgressRound) -> bool:
+    """Loss beyond the egress hop above the threshold, while the hop itself is fine."""
+    hop_fine = r.verdict in ("clear", "rate_limited")
+    return hop_fine and r.beyond_lower is not None and r.beyond_lower > r.threshold
+
+
+def _spans(
+    rounds: tuple[EgressRound, ...], wanted: Callable[[EgressRound], bool]
+) -> list[tuple[int, int]]:
+    return [(r.start_ns, r.end_ns) for r in rounds if wanted(r)]
+
+
+def _maintenance(s: Situation) -> None:
+    for item_id, windows in s.signals.maintenance.items():
+        notes = [""] * s.slots.count
+        for start, end, note in windows:
+            for k in s.slots.covering(start, end):
+                notes[k] = note or "maintenance window"
+        s.maintenance[item_id] = notes
