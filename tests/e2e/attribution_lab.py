@@ -38,7 +38,6 @@ sends traffic outside the lab's namespaces.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import shutil
@@ -223,44 +222,25 @@ SERVICES = {  # service item -> its node
 }
 
 
-def inventory_knows_topology() -> bool:
-    """Whether this collector's inventory takes node ``role``/``parent`` and segment
-    ``border``/``egress`` (issue 7); older ones refuse them as unknown settings."""
-    from collector import inventory
-
-    return "role" in {f.name for f in dataclasses.fields(inventory.Node)}
-
-
-def lab_inventory(
-    addresses: Mapping[str, str], disk_mount: str, topology_keys: bool | None = None
-) -> dict[str, Any]:
-    """The inventory of the lab, for ``addresses`` (node id -> IPv4 address).
-
-    ``topology_keys`` (default: whatever the collector knows) writes role, parent,
-    customer processes and each segment's border and egress hop as inventory keys;
-    without them, role and parent go into node labels so the file still says it.
-    """
-    if topology_keys is None:
-        topology_keys = inventory_knows_topology()
+def lab_inventory(addresses: Mapping[str, str], disk_mount: str) -> dict[str, Any]:
+    """The inventory of the lab, for ``addresses`` (node id -> IPv4 address): with each
+    node's role, a VM's parent, srv's customer process, and each provider segment's
+    border router and egress hop."""
 
     def node(node_id: str) -> dict[str, Any]:
         role, parent, processes = _ROLES[node_id]
-        entry: dict[str, Any] = {"id": node_id, "address": addresses[node_id]}
+        entry: dict[str, Any] = {"id": node_id, "address": addresses[node_id], "role": role}
         if node_id in AGENTS:
             entry["agent"] = AGENTS[node_id]
-        if topology_keys:
-            entry["role"] = role
-            if parent:
-                entry["parent"] = parent
-            if processes:
-                entry["customer_processes"] = list(processes)
-        else:
-            entry["labels"] = {"role": role, **({"parent": parent} if parent else {})}
+        if parent:
+            entry["parent"] = parent
+        if processes:
+            entry["customer_processes"] = list(processes)
         return entry
 
     def segment(segment_id: str, nodes: Sequence[str]) -> dict[str, Any]:
         entry: dict[str, Any] = {"id": segment_id, "nodes": [node(n) for n in nodes]}
-        if topology_keys and segment_id in _SEGMENT_EDGES:
+        if segment_id in _SEGMENT_EDGES:
             entry["border"], entry["egress"] = _SEGMENT_EDGES[segment_id]
         return entry
 
@@ -282,12 +262,20 @@ def lab_inventory(
 
 @dataclass
 class Fault:
-    """One injected fault: in effect from ``start_ns`` (the moment the injection had
-    completed) to ``end_ns`` (the moment the repair had completed), or still on."""
+    """One injected fault: surely in effect from ``start_ns`` (the injection had
+    completed) to ``end_ns`` (the repair began), or still on.
+
+    The commands take time (milliseconds; starting srv or hv1 about 0.1 s), so the
+    fault really began between ``injecting_ns`` and ``start_ns`` and really ended
+    between ``end_ns`` and ``repaired_ns``: whatever happened wholly inside
+    ``[start_ns, end_ns)`` happened under the fault.
+    """
 
     name: str
+    injecting_ns: int
     start_ns: int
     end_ns: int | None = None
+    repaired_ns: int | None = None
     detail: str = ""
 
     @property
@@ -312,15 +300,15 @@ class FaultLog:
                 return fault
         return None
 
-    def begin(self, name: str, detail: str = "") -> Fault:
-        fault = Fault(name, time.time_ns(), detail=detail)
+    def begin(self, name: str, injecting_ns: int, detail: str = "") -> Fault:
+        fault = Fault(name, injecting_ns, time.time_ns(), detail=detail)
         self.records.append(fault)
         return fault
 
-    def end(self, name: str) -> Fault | None:
+    def end(self, name: str, repairing_ns: int) -> Fault | None:
         fault = self.active(name)
         if fault is not None:
-            fault.end_ns = time.time_ns()
+            fault.end_ns, fault.repaired_ns = repairing_ns, time.time_ns()
         return fault
 
     def last(self, name: str) -> Fault:
@@ -608,8 +596,11 @@ class AttributionLab:
     ``Fault`` in ``faults`` (name, start_ns, end_ns) when it takes effect and ends.
     """
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, collector_options: Sequence[str] = ()) -> None:
+        """``collector_options`` go to `slawatch-collector run` after the lab's own
+        (e.g. ``["--attribution-interval", "5"]``)."""
         self.directory = directory
+        self.collector_options = list(collector_options)
         self.lab = Lab()
         self.faults = FaultLog()
         self.hosts: dict[str, Host] = {}
@@ -640,7 +631,7 @@ class AttributionLab:
         )
         self.metrics_url, self.collector = run_collector(
             noc, self.addresses["noc"], self.db, self.directory,
-            ["--insecure", "--inventory", str(self.inventory_path)],
+            ["--insecure", "--inventory", str(self.inventory_path), *self.collector_options],
         )  # fmt: skip
         for machine in self.machines.values():
             machine.boot()
@@ -747,15 +738,17 @@ class AttributionLab:
         fault = self.faults.active(name)
         if fault is not None:
             return fault
+        injecting_ns = time.time_ns()
         action()
-        return self.faults.begin(name, detail)
+        return self.faults.begin(name, injecting_ns, detail)
 
     def _repair(self, name: str, action: Callable[[], None]) -> Fault | None:
         """Do ``action`` if the fault is on, and close its record."""
         if self.faults.active(name) is None:
             return None
+        repairing_ns = time.time_ns()
         action()
-        return self.faults.end(name)
+        return self.faults.end(name, repairing_ns)
 
     def cut_segment_a(self) -> Fault:
         """Segment A's uplink (border <-> swa) cut both ways: hv1, vm1 and a2 are cut
@@ -775,18 +768,16 @@ class AttributionLab:
         return self._inject(SRV_DOWN, stop)
 
     def start_srv(self) -> Fault | None:
-        """srv boots: shopapp, nginx, then the link, then the agent (same spool)."""
-
-        def start() -> None:
-            machine = self.machines["srv"]
-            machine.boot()
-            self._shopapp().start()
-            self._web().start()
-            self._restore("swb", "srv")
-
-        fault = self._repair(SRV_DOWN, start)
-        if fault is not None:
-            self.machines["srv"].start_agent()
+        """srv boots: shopapp and nginx behind the still cut link; then the link comes
+        back (the fault's end) and the agent starts, with its spool and cached checks.
+        The agent starts last because a connect into a cut link waits 20 s to fail."""
+        if self.faults.active(SRV_DOWN) is None:
+            return None
+        self.machines["srv"].boot()
+        self._shopapp().start()
+        self._web().start()
+        fault = self._repair(SRV_DOWN, lambda: self._restore("swb", "srv"))
+        self.machines["srv"].start_agent()
         return fault
 
     def stop_nginx(self) -> Fault:
@@ -847,14 +838,18 @@ class AttributionLab:
         return self._inject(HV1_DOWN, stop)
 
     def start_hv1(self) -> Fault | None:
-        def start() -> None:
-            self.machines["hv1"].boot()
+        """hv1 boots behind its cut links; the links come back (the fault's end); its
+        agent starts."""
+        if self.faults.active(HV1_DOWN) is None:
+            return None
+        self.machines["hv1"].boot()
+
+        def reconnect() -> None:
             self._restore("swa", "hv1")
             self._restore("hv1", "vm1")
 
-        fault = self._repair(HV1_DOWN, start)
-        if fault is not None:
-            self.machines["hv1"].start_agent()
+        fault = self._repair(HV1_DOWN, reconnect)
+        self.machines["hv1"].start_agent()
         return fault
 
     def partition_b2(self) -> Fault:
@@ -873,6 +868,23 @@ class AttributionLab:
     def heal_b2(self) -> Fault | None:
         script = "add table inet partition\ndelete table inet partition"
         return self._repair(B2_PARTITION, lambda: self._nft("border", script))
+
+    def repair_all(self) -> list[Fault]:
+        """Repair every fault that is on (a test that failed halfway leaves the lab
+        healthy for the next); the faults repaired."""
+        repairs: dict[str, Callable[[], Fault | None]] = {
+            SEGMENT_A_CUT: self.restore_segment_a,
+            SRV_DOWN: self.start_srv,
+            HV1_DOWN: self.start_hv1,
+            NGINX_DOWN: self.start_nginx,
+            SHOPAPP_DOWN: self.start_shopapp,
+            DISK_FULL: self.free_disk,
+            EGRESS_LOSS: lambda: self.set_egress_loss(0),
+            UPSTREAM_LOSS: lambda: self.set_upstream_loss(0),
+            B2_PARTITION: self.heal_b2,
+        }
+        repaired = [repairs[name]() for name in repairs if self.faults.active(name)]
+        return [fault for fault in repaired if fault is not None]
 
     def _cut(self, a: str, b: str) -> None:
         self.lab.cut(self.hosts[a], self.hosts[b])
@@ -962,8 +974,14 @@ def _static_routes(lab: Lab, routers: Sequence[Host]) -> None:
 
 
 def describe_faults(faults: FaultLog, origin_ns: int) -> Iterator[str]:
-    """One line per fault: name, start and end in seconds after ``origin_ns``."""
+    """One line per fault: name, start and end in seconds after ``origin_ns``, and how
+    long the injection and the repair took (the uncertainty of each edge)."""
     for fault in faults.records:
-        end = f"{(fault.end_ns - origin_ns) / 1e9:7.2f}" if fault.end_ns else "    on"
-        yield (f"{fault.name:15} {fault.detail:5} {(fault.start_ns - origin_ns) / 1e9:7.2f} "
-               f"-> {end}  ({fault.seconds:.1f} s)")  # fmt: skip
+        start = (fault.start_ns - origin_ns) / 1e9
+        end = f"{(fault.end_ns - origin_ns) / 1e9:7.2f}" if fault.end_ns else "     on"
+        injection_ms = (fault.start_ns - fault.injecting_ns) / 1e6
+        repair_ms = (
+            (fault.repaired_ns - fault.end_ns) / 1e6 if fault.end_ns and fault.repaired_ns else 0
+        )
+        yield (f"{fault.name:14} {fault.detail:3} {start:7.2f} -> {end} ({fault.seconds:4.1f} s; "
+               f"injection {injection_ms:3.0f} ms, repair {repair_ms:3.0f} ms)")  # fmt: skip
