@@ -117,6 +117,9 @@ while True:
         pass
 """
 READY_TIMEOUT = 30.0
+# srv's disk is a tmpfs named after the test process, so that one left by a
+# process that died before its teardown can be found and unmounted.
+DISK_SOURCE = "slawatch-lab-"
 
 
 def lab_unavailable() -> str | None:
@@ -128,6 +131,22 @@ def lab_unavailable() -> str | None:
         if shutil.which(tool) is None:
             return f"the attribution lab needs `{tool}` (util-linux)"
     return None
+
+
+def unmount_stale_disks() -> list[str]:
+    """Unmount srv disks whose test process is gone; the mount points unmounted."""
+    unmounted = []
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        source, mount_point = line.split()[:2]
+        owner = source.removeprefix(DISK_SOURCE)
+        if (
+            source.startswith(DISK_SOURCE)
+            and owner.isdigit()
+            and not Path(f"/proc/{owner}").exists()
+        ):
+            subprocess.run(["umount", "--lazy", mount_point], capture_output=True, timeout=10)
+            unmounted.append(mount_point)
+    return unmounted
 
 
 # -- the inventory --------------------------------------------------------------
@@ -726,8 +745,9 @@ class AttributionLab:
         """srv's data disk: a tmpfs, mounted before any machine starts so each sees it."""
         self.disk.mkdir(parents=True, exist_ok=True)
         subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", f"size={DISK_BYTES},mode=0700", "slawatch-lab",
-             str(self.disk)], check=True, capture_output=True, timeout=10,
+            ["mount", "-t", "tmpfs", "-o", f"size={DISK_BYTES},mode=0700",
+             f"{DISK_SOURCE}{os.getpid()}", str(self.disk)],
+            check=True, capture_output=True, timeout=10,
         )  # fmt: skip
         self._disk_mounted = True
 

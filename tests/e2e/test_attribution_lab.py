@@ -32,6 +32,7 @@ from tests.e2e.attribution_lab import (
     lab_checks,
     lab_inventory,
     lab_unavailable,
+    unmount_stale_disks,
 )
 from tests.lab.netlab import remove_stale_namespaces
 
@@ -102,6 +103,7 @@ def alab(
     if reason is not None:
         skip_or_fail(reason)
     remove_stale_namespaces()
+    unmount_stale_disks()
     the_lab = AttributionLab(tmp_path_factory.mktemp("attribution-lab"))
     began = time.monotonic()
     try:
