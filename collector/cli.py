@@ -20,6 +20,7 @@ from collector.errors import CollectorError
 from collector.ingest.validate import Limits
 from collector.local_agent import start_local_agent, stop_local_agent
 from collector.server import CollectorServer, CollectorSettings
+from collector.sla.model import KIND_NAMES, Cause, MaintenanceScope
 from collector.summary import check_summaries, format_table
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -480,3 +481,257 @@ def incidents(
         click.echo(listing.to_json(found, now_ns))
     else:
         click.echo(listing.to_table(found, now_ns, history), nl=False)
+
+
+# -- maintenance windows and overrides (docs/maintenance.md) ----------------------------
+
+
+def _instant(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    """An RFC 3339 time with its offset, or integer nanoseconds: as the import takes them."""
+    if value is None:
+        return None
+    from collector.times import parse_time_ns
+
+    text = value.strip()
+    try:
+        return parse_time_ns(int(text) if text.isdigit() else text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+
+
+_MAX_NOTE = 4096  # as the import format's notes and reasons
+
+
+def _span_options(function: F) -> F:
+    end = click.option("--end", "end_ns", required=True, metavar="TIME", callback=_instant,
+                       help="End (not included), in the same form.")  # fmt: skip
+    start = click.option("--start", "start_ns", required=True, metavar="TIME", callback=_instant,
+                         help="Start: RFC 3339 with offset (2026-11-22T10:00:00Z).")  # fmt: skip
+    return start(end(function))
+
+
+def _check_span(start_ns: int, end_ns: int) -> None:
+    if end_ns <= start_ns:
+        raise click.BadParameter("must be after --start", param_hint="'--end'")
+
+
+def _check_text(value: str, option: str, *, required: bool, max_length: int) -> None:
+    if required and not value.strip():
+        raise click.BadParameter("must not be empty", param_hint=f"'{option}'")
+    if len(value) > max_length:
+        raise click.BadParameter(
+            f"{len(value)} characters, at most {max_length}", param_hint=f"'{option}'"
+        )
+
+
+def _check_id(value: str, option: str) -> None:
+    from collector.ingest.validate import ID_PATTERN
+
+    if not ID_PATTERN.match(value):
+        raise click.BadParameter(
+            f"{value!r} must match {ID_PATTERN.pattern}", param_hint=f"'{option}'"
+        )
+
+
+_inventory_check = click.option(
+    "--inventory",
+    "inventory_path",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Inventory YAML: the id must name something in it.",
+)
+_by = click.option("--by", default="", help="Who enters it (kept with it).")
+_list_format = click.option("--format", "fmt", default="table", show_default=True,
+                            type=click.Choice(["table", "json"]))  # fmt: skip
+
+
+@main.group()
+def maintenance() -> None:
+    """Maintenance windows: announced work that policies may exclude (docs/maintenance.md)."""
+
+
+@maintenance.command("add")
+@click.option("--scope", required=True,
+              type=click.Choice([scope.value for scope in MaintenanceScope]),
+              help="What the window covers: a service item, a node (and the VMs on it), "
+                   "a segment, a site, or every service item.")  # fmt: skip
+@click.option("--id", "scope_id", help="The item, node, segment or site (not with --scope all).")
+@_span_options
+@click.option("--announced", "announced_ns", metavar="TIME", callback=_instant,
+              help="When it was announced to customers.  [default: now]")  # fmt: skip
+@click.option("--kind", default="scheduled", show_default=True,
+              type=click.Choice(KIND_NAMES),
+              help="planned is scheduled, time-critical-patch is patch.")  # fmt: skip
+@click.option("--note", default="", help=f"Free text, at most {_MAX_NOTE} characters.")
+@_by
+@_inventory_check
+@_db_option("SQLite store (created if missing).")
+def maintenance_add(
+    scope: str,
+    scope_id: str | None,
+    start_ns: int,
+    end_ns: int,
+    announced_ns: int | None,
+    kind: str,
+    note: str,
+    by: str,
+    inventory_path: Path | None,
+    db_path: Path,
+) -> None:
+    """Add a maintenance window; print its id."""
+    from collector.sla.model import MaintenanceKind, WindowSource
+    from collector.sla.model import MaintenanceWindow as Window
+    from collector.sla.operator import add_window
+
+    if scope == "all" and scope_id is not None:
+        raise click.BadParameter("--scope all covers every service item: give no --id",
+                                 param_hint="'--id'")  # fmt: skip
+    if scope != "all":
+        if scope_id is None:
+            raise click.BadParameter(f"required with --scope {scope}", param_hint="'--id'")
+        _check_id(scope_id, "--id")
+    _check_span(start_ns, end_ns)
+    _check_text(note, "--note", required=False, max_length=_MAX_NOTE)
+    _check_text(by, "--by", required=False, max_length=255)
+    now = time.time_ns()
+    if announced_ns is None:  # now, to the second: an announcement has no finer time
+        announced_ns = now - now % 10**9
+    window = Window(None, start_ns, end_ns, announced_ns,
+                    MaintenanceKind(kind), note, scope=MaintenanceScope(scope), scope_id=scope_id,
+                    source=WindowSource.CLI, created_ns=now, created_by=by)  # fmt: skip
+    try:
+        click.echo(add_window(db_path, window, inventory_path))
+    except CollectorError as exc:
+        _fail(str(exc))
+
+
+@maintenance.command("list")
+@click.option("--since", "since_ns", metavar="TIME", callback=_instant,
+              help="Only windows that end after this time.")  # fmt: skip
+@click.option("--all", "include_cancelled", is_flag=True, help="Cancelled windows too.")
+@_list_format
+@_db_option("SQLite store.", must_exist=True)
+def maintenance_list(
+    since_ns: int | None, include_cancelled: bool, fmt: str, db_path: Path
+) -> None:
+    """List maintenance windows by start (those in force unless --all)."""
+    from collector.sla.operator import list_windows, render_windows
+
+    try:
+        click.echo(render_windows(list_windows(db_path, since_ns, include_cancelled), fmt))
+    except CollectorError as exc:
+        _fail(str(exc))
+
+
+@maintenance.command("cancel")
+@click.argument("window_id", metavar="ID", type=click.IntRange(1))
+@_db_option("SQLite store.", must_exist=True)
+def maintenance_cancel(window_id: int, db_path: Path) -> None:
+    """Cancel window ID: it stays listed (--all) but no longer covers anything."""
+    from collector.sla.operator import cancel_window
+
+    try:
+        window = cancel_window(db_path, window_id, time.time_ns())
+    except CollectorError as exc:
+        _fail(str(exc))
+        return
+    what = "every service item" if window.scope_id is None else f"{window.scope} {window.scope_id}"
+    click.echo(f"cancelled maintenance window {window_id} ({what})")
+
+
+@main.group()
+def override() -> None:
+    """Operators' verdicts on outages, kept beside the measured ones (docs/maintenance.md)."""
+
+
+_item_required = click.option("--service-item", "item_id", required=True, help="The service item.")
+
+
+@override.command("add")
+@_item_required
+@_span_options
+@click.option("--cause", required=True,
+              type=click.Choice([cause.value for cause in Cause]),
+              help="What the outage is attributed to.")  # fmt: skip
+@click.option("--reason", required=True, help="Why, in a sentence: reports show it.")
+@_by
+@_inventory_check
+@_db_option("SQLite store (created if missing).")
+def override_add(
+    item_id: str,
+    start_ns: int,
+    end_ns: int,
+    cause: str,
+    reason: str,
+    by: str,
+    inventory_path: Path | None,
+    db_path: Path,
+) -> None:
+    """Set the cause of ITEM's downtime in [START, END): the measured verdict stays."""
+    from collector.sla.model import Override
+    from collector.sla.operator import add_override
+
+    _check_id(item_id, "--service-item")
+    _check_span(start_ns, end_ns)
+    _check_text(reason, "--reason", required=True, max_length=_MAX_NOTE)
+    _check_text(by, "--by", required=False, max_length=255)
+    entry = Override(item_id, start_ns, end_ns, Cause(cause), reason)
+    try:
+        add_override(db_path, entry, time.time_ns(), by, inventory_path)
+    except CollectorError as exc:
+        _fail(str(exc))
+        return
+    click.echo(f"override of {item_id} stored: {cause}")
+
+
+@override.command("incident")
+@click.argument("incident_id", metavar="INCIDENT")
+@click.option("--cause", required=True,
+              type=click.Choice([cause.value for cause in Cause]),
+              help="What the incident is attributed to instead.")  # fmt: skip
+@click.option("--reason", required=True, help="Why, in a sentence: reports show it.")
+@_by
+@_db_option("SQLite store.", must_exist=True)
+def override_incident(incident_id: str, cause: str, reason: str, by: str, db_path: Path) -> None:
+    """Set the cause of an ended INCIDENT (an id from `incidents`) for each of its service
+    items over its span; the incident keeps its measured verdict beside it."""
+    from collector.sla.operator import override_incident as override
+
+    _check_text(reason, "--reason", required=True, max_length=_MAX_NOTE)
+    _check_text(by, "--by", required=False, max_length=255)
+    try:
+        entries = override(db_path, incident_id, Cause(cause), reason, time.time_ns(), by)
+    except CollectorError as exc:
+        _fail(str(exc))
+        return
+    items = ", ".join(entry.item_id for entry in entries)
+    click.echo(f"override of {incident_id} stored: {cause} for {items}")
+
+
+@override.command("list")
+@click.option("--service-item", "item_id", help="Only this service item's overrides.")
+@_list_format
+@_db_option("SQLite store.", must_exist=True)
+def override_list(item_id: str | None, fmt: str, db_path: Path) -> None:
+    """List overrides by service item and start."""
+    from collector.sla.operator import list_overrides, render_overrides
+
+    try:
+        click.echo(render_overrides(list_overrides(db_path, item_id), fmt))
+    except CollectorError as exc:
+        _fail(str(exc))
+
+
+@override.command("remove")
+@_item_required
+@_span_options
+@_db_option("SQLite store.", must_exist=True)
+def override_remove(item_id: str, start_ns: int, end_ns: int, db_path: Path) -> None:
+    """Remove ITEM's override with exactly this start and end."""
+    from collector.sla.operator import remove_override
+
+    try:
+        removed = remove_override(db_path, item_id, start_ns, end_ns)
+    except CollectorError as exc:
+        _fail(str(exc))
+        return
+    click.echo(f"override of {item_id} removed (it said {removed.override.cause.value})")

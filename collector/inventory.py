@@ -30,6 +30,14 @@ import yaml
 from collector.errors import InventoryError
 from collector.fields import Fields
 from collector.ingest.validate import ID_PATTERN, LABEL_KEY_PATTERN, MAX_LABEL_VALUE, MAX_LABELS
+from collector.sla.model import (
+    MaintenanceKind,
+    MaintenanceScope,
+    MaintenanceWindow,
+    WindowSource,
+    parse_kind,
+)
+from collector.times import parse_time_ns
 
 try:  # libyaml: a 16 MiB file loads in seconds rather than a minute
     from yaml import CSafeLoader as _BaseLoader
@@ -148,6 +156,8 @@ class Inventory:
     agents: Mapping[str, AgentChecks]  # every agent of a node, in node order
     # (agent id, check id) -> service id, for the checks that name a service.
     check_services: Mapping[tuple[str, str], str]
+    # The ``maintenance:`` list (source inventory), in file order.
+    maintenance: tuple[MaintenanceWindow, ...] = ()
 
     @property
     def segments(self) -> tuple[Segment, ...]:
@@ -225,12 +235,13 @@ def _parse_yaml(text: str, source: str) -> tuple[object, list[str]]:
 def _build(data: object, source: str, problems: list[str]) -> Inventory:
     if not isinstance(data, Mapping):
         raise InventoryError(source, [*problems, "the top level must be a mapping of settings"])
-    f = Fields(data, "", frozenset({"sites", "services", "agents"}), problems)
+    f = Fields(data, "", frozenset({"sites", "services", "agents", "maintenance"}), problems)
     sites = tuple(_read_site(item, path, problems) for path, item in f.items("sites", MAX_ITEMS))
     nodes, agent_nodes = _index_nodes(sites, problems)
     _check_topology(sites, nodes, problems)
     services = _read_services(f, nodes, problems)
     agents, check_services = _read_agents(f, agent_nodes, nodes, services, problems)
+    maintenance = _read_maintenance(f, _scope_ids(sites, services), problems)
     if problems:
         raise InventoryError(source, problems)
     return Inventory(
@@ -240,6 +251,7 @@ def _build(data: object, source: str, problems: list[str]) -> Inventory:
         services=MappingProxyType(services),
         agents=MappingProxyType(agents),
         check_services=MappingProxyType(check_services),
+        maintenance=maintenance,
     )
 
 
@@ -468,6 +480,109 @@ def _push(agent_id: str, node_id: str, checks: list[dict[str, object]]) -> Agent
     version = hashlib.sha256(text.encode()).hexdigest()[:16]
     frozen = tuple(MappingProxyType(check) for check in checks)
     return AgentChecks(agent_id, node_id, frozen, version, text)
+
+
+# ---------------------------------------------------------------------------
+# Maintenance windows
+
+
+def _scope_ids(
+    sites: tuple[Site, ...], services: Mapping[str, Service]
+) -> dict[MaintenanceScope, set[str]]:
+    """The ids a window of each scope may name."""
+    segments = [segment for site in sites for segment in site.segments]
+    return {
+        MaintenanceScope.ITEM: set(services),
+        MaintenanceScope.NODE: {node.id for segment in segments for node in segment.nodes},
+        MaintenanceScope.SEGMENT: {segment.id for segment in segments},
+        MaintenanceScope.SITE: {site.id for site in sites},
+    }
+
+
+def _read_maintenance(
+    f: Fields, known: Mapping[MaintenanceScope, set[str]], problems: list[str]
+) -> tuple[MaintenanceWindow, ...]:
+    """The ``maintenance:`` list: windows of source inventory, each scope id a thing of
+    this inventory (a service for scope item), no two with the same scope and span."""
+    windows: list[MaintenanceWindow] = []
+    first: dict[tuple[object, ...], str] = {}
+    for path, item in f.items("maintenance", MAX_ITEMS):
+        before = len(problems)
+        w = Fields(item, path, _WINDOW_KEYS, problems)
+        if not isinstance(item, Mapping):  # said so; its fields would only repeat it
+            continue
+        scope = _window_scope(w, known)
+        start, end, announced = (_window_time(w, key) for key in ("start", "end", "announced"))
+        if start is not None and end is not None and end <= start:
+            w.problem("end", "must be after start")
+        kind = _window_kind(w)
+        note = w.optional_text("note", max_length=MAX_NOTE) or ""
+        if scope is None or start is None or end is None or announced is None:
+            continue
+        if len(problems) > before:
+            continue
+        window = MaintenanceWindow(None, start, end, announced, kind, note, scope=scope[0],
+                                   scope_id=scope[1], source=WindowSource.INVENTORY)  # fmt: skip
+        key = (window.scope, window.scope_id, start, end)
+        seen = first.setdefault(key, path)
+        if seen != path:
+            problems.append(f"{path}: the same scope, id, start and end as {seen}")
+            continue
+        windows.append(window)
+    return tuple(windows)
+
+
+_WINDOW_KEYS = frozenset({"scope", "id", "start", "end", "announced", "kind", "note"})
+MAX_NOTE = 4096
+
+
+def _window_scope(
+    w: Fields, known: Mapping[MaintenanceScope, set[str]]
+) -> tuple[MaintenanceScope, str | None] | None:
+    names = tuple(scope.value for scope in MaintenanceScope)
+    text = w.text("scope", max_length=16)
+    if not text:
+        return None
+    if text not in names:
+        w.problem("scope", f"{text!r} is not one of {', '.join(names)}")
+        return None
+    scope = MaintenanceScope(text)
+    if scope is MaintenanceScope.ALL:
+        if w.raw("id") is not None:
+            w.problem("id", "scope all covers every service item: give no id")
+        return scope, None
+    scope_id = w.text("id", pattern=ID_PATTERN)
+    if not scope_id:
+        return None
+    if scope_id not in known[scope]:
+        thing = "service" if scope is MaintenanceScope.ITEM else str(scope)
+        w.problem("id", f"{scope_id!r} is not a {thing} of this inventory")
+        return None
+    return scope, scope_id
+
+
+def _window_time(w: Fields, key: str) -> int | None:
+    value = w.raw(key)
+    if value is None:
+        w.problem(key, "required")
+        return None
+    try:
+        return parse_time_ns(value)
+    except ValueError as exc:
+        w.problem(key, str(exc))
+        return None
+
+
+def _window_kind(w: Fields) -> MaintenanceKind:
+    value = w.raw("kind")
+    if value is None:
+        w.problem("kind", "required")
+        return MaintenanceKind.SCHEDULED
+    try:
+        return parse_kind(value)
+    except ValueError as exc:
+        w.problem("kind", str(exc))
+        return MaintenanceKind.SCHEDULED
 
 
 # ---------------------------------------------------------------------------

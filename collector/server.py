@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,13 +16,17 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import start_http_server
 
 from collector.attribution.runner import DEFAULT_INTERVAL, DEFAULT_LOOKBACK_NS, AttributionRunner
-from collector.errors import ConfigError
+from collector.attribution.topology import item_place, topology_from_inventory
+from collector.errors import ConfigError, StoreError
 from collector.exporters.metrics import CollectorMetrics
 from collector.ingest.config_push import ConfigDistributor
 from collector.ingest.service import UplinkService
 from collector.ingest.validate import Limits
+from collector.inventory import Inventory
 from collector.pki import ca_paths, collector_paths
+from collector.store.places import sync_item_places
 from collector.store.sqlite import Store
+from collector.store.windows import InventorySync, sync_inventory_windows
 from slawatch.v1 import uplink_pb2_grpc as up_grpc
 
 log = logging.getLogger(__name__)
@@ -93,6 +99,7 @@ class CollectorServer:
         self._watching: asyncio.Task[None] | None = None
         self.attribution: AttributionRunner | None = None
         self._attributing: asyncio.Task[None] | None = None
+        self._syncing: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         service = UplinkService(
@@ -122,6 +129,8 @@ class CollectorServer:
         self._http = httpd
         if self.distributor is not None:
             self.metrics.watch_inventory(self.distributor)
+            await self._store_windows(self.distributor.inventory)
+            self.distributor.on_loaded = self._store_windows_soon
             self._watching = asyncio.create_task(self.distributor.watch())
             self._start_attribution(self.distributor)
         await self._grpc.start()
@@ -145,6 +154,33 @@ class CollectorServer:
         self.metrics.watch_attribution(self.attribution)
         self._attributing = asyncio.create_task(self.attribution.run())
 
+    async def _store_windows(self, inventory: Inventory) -> None:
+        """Make the store's inventory maintenance windows, and the places of its service
+        items, the inventory's. A failure is logged: the agents' checks matter more than
+        the windows, and the next reload tries again."""
+        windows = inventory.maintenance
+        topology = topology_from_inventory(inventory)
+        places = [item_place(topology, item_id) for item_id in topology.items]
+
+        def sync(conn: sqlite3.Connection) -> InventorySync:
+            sync_item_places(conn, places)
+            return sync_inventory_windows(conn, windows, time.time_ns())
+
+        try:
+            done = await self.store.write(sync)
+        except StoreError as exc:
+            log.error("inventory maintenance windows not stored: %s", exc)
+            return
+        if done.changed:
+            log.info("inventory maintenance windows: %d added, %d updated, %d cancelled",
+                     done.added, done.updated, done.cancelled)  # fmt: skip
+
+    def _store_windows_soon(self, inventory: Inventory) -> None:
+        # A reload runs in the event loop (SIGHUP, the file watch); the write waits its turn.
+        task = asyncio.get_running_loop().create_task(self._store_windows(inventory))
+        self._syncing.add(task)
+        task.add_done_callback(self._syncing.discard)
+
     def reload_inventory(self) -> None:
         """SIGHUP: read the inventory again (a bad file is logged and changes nothing)."""
         if self.distributor is not None:
@@ -158,6 +194,8 @@ class CollectorServer:
             # Before the store closes: a save it already queued is still committed.
             with contextlib.suppress(asyncio.CancelledError):
                 await self._attributing
+        if self._syncing:  # a reload's windows are written before the store closes
+            await asyncio.wait(self._syncing, timeout=grace)
         await self._health.enter_graceful_shutdown()
         await self._grpc.stop(grace)
         if self._http is not None:

@@ -31,7 +31,14 @@ from collector.attribution.model import (
 )
 from collector.attribution.rules import Sign, Verdict, egress_root, item_verdict
 from collector.attribution.signals import Signals
-from collector.attribution.situation import Settings, Situation, build_situation, flagged
+from collector.attribution.situation import (
+    Settings,
+    Situation,
+    beyond_only,
+    build_situation,
+    excess_window,
+    flagged,
+)
 from collector.attribution.slots import FAIL, OK
 from collector.sla.model import Cause
 
@@ -145,9 +152,29 @@ def _extend(
     run.confidence = min(run.confidence, verdict.confidence, key=order)
 
 
+def _edges(run: _Run, s: Situation) -> tuple[int, int]:
+    """The incident's start and end: its slots', narrowed to the rounds that failed in
+    its first and last slot (a slot is a check interval long; rounds say when in it)."""
+    start_ns, end_ns = s.slots.start_of(run.first), s.slots.start_of(run.last + 1)
+    inside = [(a, b) for a, b in _failed_spans(run, s) if a < end_ns and b > start_ns]
+    step = s.slots.step_ns
+    first = min((a for a, _ in inside if a < start_ns + step), default=start_ns)
+    last = max((b for _, b in inside if b > end_ns - step), default=end_ns)
+    return max(start_ns, first), min(end_ns, last)
+
+
+def _failed_spans(run: _Run, s: Situation) -> list[tuple[int, int]]:
+    if run.key.kind == IncidentKind.OUTAGE:
+        return [span for item in {*run.items, *run.affected} for span in s.view_failures(item)]
+    wanted = excess_window if run.key.cause == Cause.NETWORK else beyond_only
+    agents = [sign.subject for sign in run.signs if sign.signal == "egress"]
+    return [
+        (r.start_ns, r.end_ns) for a in agents for r in s.signals.egress.get(a, ()) if wanted(r)
+    ]
+
+
 def _incident(run: _Run, s: Situation) -> Incident:
-    start_ns = s.slots.start_of(run.first)
-    end_ns = s.slots.start_of(run.last + 1)
+    start_ns, end_ns = _edges(run, s)
     items = tuple(sorted(run.items))
     affected = tuple(
         AffectedItem(item_id, node, run.key.root.id)

@@ -17,7 +17,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from collector.attribution.model import Topology
+from collector.attribution.topology import item_place
 from collector.sla.model import MINUTE, SECOND
+from collector.store.windows import list_windows
 
 __all__ = ["CheckRounds", "EgressRound", "HostRound", "Round", "Signals", "load_signals"]
 
@@ -128,7 +130,33 @@ def load_signals(
                 (agent_id, start_ns - LOOKBACK_NS, end_ns),
             ).fetchall()
         )
-    return Signals(checks, host, host_interval, egress, coverage)
+    return Signals(
+        checks,
+        host,
+        host_interval,
+        egress,
+        coverage,
+        _maintenance(conn, topology, start_ns, end_ns),
+    )
+
+
+def _maintenance(
+    conn: sqlite3.Connection, topology: Topology, start_ns: int, end_ns: int
+) -> dict[str, tuple[tuple[int, int, str], ...]]:
+    """Per item, the windows in force whose scope takes it in (a node window covers the
+    VMs on it, a segment window every node in it ...)."""
+    windows = list_windows(conn, since_ns=start_ns - LOOKBACK_NS, until_ns=end_ns)
+    found: dict[str, tuple[tuple[int, int, str], ...]] = {}
+    for item_id in topology.items:
+        place = item_place(topology, item_id)
+        mine = tuple(
+            (w.start_ns, w.end_ns, w.note or f"{w.kind} maintenance")
+            for w in windows
+            if place.covered_by(w)
+        )
+        if mine:
+            found[item_id] = mine
+    return found
 
 
 def median_gap(starts: Iterable[int]) -> int:

@@ -50,6 +50,8 @@ class Situation:
     check_state: dict[tuple[str, str], bytearray] = field(default_factory=dict)
     # The same with failures shorter than ``confirm_rounds`` counted as passed.
     confirmed_state: dict[tuple[str, str], bytearray] = field(default_factory=dict)
+    # The confirmed failures of each check as exact spans: incidents' edges.
+    failures: dict[tuple[str, str], list[tuple[int, int]]] = field(default_factory=dict)
     item_view: dict[str, bytearray] = field(default_factory=dict)  # customer view
     item_local: dict[str, bytearray] = field(default_factory=dict)
     agent_present: dict[str, bytearray] = field(default_factory=dict)
@@ -62,6 +64,14 @@ class Situation:
     maintenance: dict[str, list[str]] = field(default_factory=dict)  # item -> note per slot
 
     # -- queries the rules use ---------------------------------------------
+
+    def view_failures(self, item_id: str) -> list[tuple[int, int]]:
+        """The confirmed failures of the item's customer-view checks, as exact spans."""
+        return [
+            span
+            for ref in customer_view(self.topology.items[item_id])
+            for span in self.failures.get((ref.agent_id, ref.check_id), ())
+        ]
 
     def agent_of(self, node_id: str) -> str | None:
         return self.topology.nodes[node_id].agent
@@ -111,11 +121,11 @@ def build_situation(
     slots = make_slots(start_ns, end_ns, _step(topology, signals, settings))
     s = Situation(topology, signals, slots, settings)
     for key, check in signals.checks.items():
-        s.check_state[key], s.confirmed_state[key] = check_states(
+        s.check_state[key], s.confirmed_state[key], s.failures[key] = check_states(
             check, slots, settings.hold_intervals, settings.confirm_rounds
         )
     for item in topology.items.values():
-        s.item_view[item.id] = _combine(s.confirmed_state, _customer_view(item), slots)
+        s.item_view[item.id] = _combine(s.confirmed_state, customer_view(item), slots)
         local = [c for c in item.checks if c.vantage == Vantage.LOCAL]
         s.item_local[item.id] = _combine(s.check_state, local, slots)
     _agents(s)
@@ -137,7 +147,7 @@ def _step(topology: Topology, signals: Signals, settings: Settings) -> int:
     return max(settings.min_slot_ns, min(settings.max_slot_ns, step))
 
 
-def _customer_view(item: TopoItem) -> list[CheckRef]:
+def customer_view(item: TopoItem) -> list[CheckRef]:
     """The checks that say whether customers can use the item: from outside if any
     run there, else from the provider's other nodes, else from the node itself."""
     for vantages in ((Vantage.OUTSIDE,), (Vantage.PEER, Vantage.SITE), (Vantage.LOCAL,)):
@@ -225,11 +235,16 @@ def _floods(
 
 def _egress(s: Situation) -> None:
     for agent_id, rounds in s.signals.egress.items():
-        s.egress_excess[agent_id] = mark(s.slots, _spans(rounds, lambda r: r.verdict == "excess"))
-        s.beyond_excess[agent_id] = mark(s.slots, _spans(rounds, _beyond_only))
+        s.egress_excess[agent_id] = mark(s.slots, _spans(rounds, excess_window))
+        s.beyond_excess[agent_id] = mark(s.slots, _spans(rounds, beyond_only))
 
 
-def _beyond_only(r: EgressRound) -> bool:
+def excess_window(r: EgressRound) -> bool:
+    """Excess Packet Loss toward the egress hop in this window."""
+    return r.verdict == "excess"
+
+
+def beyond_only(r: EgressRound) -> bool:
     """Loss beyond the egress hop above the threshold, while the hop itself is fine."""
     hop_fine = r.verdict in ("clear", "rate_limited")
     return hop_fine and r.beyond_lower is not None and r.beyond_lower > r.threshold

@@ -57,18 +57,19 @@ def round_spans(check: CheckRounds, hold_intervals: float) -> list[tuple[int, in
 
 def check_states(
     check: CheckRounds, slots: Slots, hold_intervals: float, confirm: int = 1
-) -> tuple[bytearray, bytearray]:
-    """The check's state per slot, as measured and as confirmed: with ``confirm`` > 1,
-    a run of fewer failed rounds than that counts as passed in the second (one lost
-    SYN on a lossy link is not an outage)."""
+) -> tuple[bytearray, bytearray, list[tuple[int, int]]]:
+    """The check's state per slot, as measured and as confirmed (with ``confirm`` > 1,
+    a run of fewer failed rounds than that counts as passed: one lost SYN on a lossy
+    link is not an outage), and the confirmed failures as exact (start, end) spans."""
     spans = round_spans(check, hold_intervals)
     oks = [ok for _, _, ok in spans]
     measured = paint(slots, [(a, b, OK if ok else FAIL) for a, b, ok in spans])
     failed = _confirmed_failures(oks, confirm)
+    failures = [(a, b) for (a, b, _), f in zip(spans, failed, strict=True) if f]
     if failed == [not ok for ok in oks]:
-        return measured, measured
+        return measured, measured, failures
     confirmed = [(a, b, FAIL if f else OK) for (a, b, _), f in zip(spans, failed, strict=True)]
-    return measured, paint(slots, confirmed)
+    return measured, paint(slots, confirmed), failures
 
 
 def paint(slots: Slots, spans: Iterable[tuple[int, int, int]]) -> bytearray:

@@ -14,8 +14,9 @@ from collector.attribution.model import (
     Vantage,
 )
 from collector.inventory import Inventory
+from collector.sla.model import ItemPlace
 
-__all__ = ["topology_from_inventory", "vantage_of"]
+__all__ = ["item_place", "topology_from_inventory", "vantage_of"]
 
 
 def topology_from_inventory(inventory: Inventory) -> Topology:
@@ -66,3 +67,12 @@ def vantage_of(runs_on: TopoNode, target: TopoNode) -> Vantage:
     if runs_on.segment == target.segment:
         return Vantage.PEER
     return Vantage.SITE
+
+
+def item_place(topology: Topology, item_id: str) -> ItemPlace:
+    """Where the item runs, for maintenance scopes: its node (and a VM's hypervisor), and
+    the segment and site of the physical node."""
+    node = topology.nodes[topology.items[item_id].node]
+    physical = topology.nodes.get(node.parent or "", node)
+    nodes = (node.id, physical.id) if physical is not node else (node.id,)
+    return ItemPlace(item_id, nodes, physical.segment, physical.site)

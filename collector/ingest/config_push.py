@@ -42,6 +42,8 @@ class ConfigDistributor:
         )
         # Told "ok" or "invalid" after each reload (the metrics count them).
         self.on_reload: Callable[[str], None] = lambda _result: None
+        # Given each inventory a reload accepted (the server stores its maintenance windows).
+        self.on_loaded: Callable[[Inventory], None] = lambda _inventory: None
 
     def push_for(self, agent_id: str) -> up.ConfigPush:
         assigned = self.inventory.agents.get(agent_id)
@@ -73,6 +75,7 @@ class ConfigDistributor:
         before = {agent: self.push_for(agent).version for agent in self._streams}
         self.inventory = fresh
         self.on_reload("ok")
+        self.on_loaded(fresh)
         changed = [a for a, version in before.items() if self.push_for(a).version != version]
         for agent_id in changed:
             for queue in self._streams[agent_id]:

@@ -29,6 +29,7 @@ from collector.sla.model import (
     Evidence,
     ItemMonth,
     MaintenanceKind,
+    MaintenanceScope,
     MaintenanceWindow,
     Outage,
     Override,
@@ -75,9 +76,13 @@ class _Part:
 def evaluate(item: ServiceItem, policy: Policy, month: str, evidence: Evidence) -> ItemMonth:
     start, end = month_bounds(month, policy)
     overrides = sorted((o for o in evidence.overrides if o.item_id == item.id), key=_override_key)
+    # Windows of another item are not this one's; node, segment and site windows come
+    # already resolved to the item (load_evidence), and cancelled ones cover nothing.
     windows = sorted(
-        (m for m in evidence.maintenance if m.item_id in (None, item.id)), key=_window_key
-    )
+        (m for m in evidence.maintenance
+         if m.active and (m.scope is not MaintenanceScope.ITEM or m.item_id == item.id)),
+        key=_window_key,
+    )  # fmt: skip
     tickets = sorted(t.opened_ns for t in evidence.tickets if t.item_id == item.id)
     spans = item_spans(
         _spans_by_check(item.checks, evidence.samples, policy),
@@ -96,9 +101,10 @@ def evaluate(item: ServiceItem, policy: Policy, month: str, evidence: Evidence) 
 _KIND_ORDER = {kind: index for index, kind in enumerate(MaintenanceKind)}
 
 
-def _window_key(m: MaintenanceWindow) -> tuple[int, int, int, int, str]:
+def _window_key(m: MaintenanceWindow) -> tuple[int, int, int, int, str, str, str, int]:
     """Overlapping windows: the earliest decides, then a fixed order (never input order)."""
-    return (m.start_ns, m.end_ns, _KIND_ORDER[m.kind], m.announced_ns, m.note)
+    return (m.start_ns, m.end_ns, _KIND_ORDER[m.kind], m.announced_ns, m.note, str(m.scope),
+            m.scope_id or "", m.window_id or 0)  # fmt: skip
 
 
 def _override_key(o: Override) -> tuple[int, int, str, str]:

@@ -4,8 +4,8 @@ span, its evidence (samples of its checks, maintenance, tickets, overrides).
 Reads only (any connection: a read-only one is enough); the rows come from
 ``slawatch-collector import`` (collector/store/sla_tables.py), from agents, and
 the causes of agents' failed rounds from attribution's stored verdicts
-(collector/store/incidents.py).
-Only sqlite3 and the domain model: the engine imports this, never the reverse.
+(collector/store/incidents.py). Only sqlite3, the domain model and the store's
+row readers: the engine imports this, never the reverse.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from collector.sla.model import (
     Cause,
     CheckKey,
     Evidence,
-    MaintenanceKind,
+    ItemPlace,
     MaintenanceWindow,
     Override,
     Sample,
@@ -32,6 +32,8 @@ from collector.sla.model import (
     Ticket,
 )
 from collector.store.incidents import ItemVerdict, item_verdicts
+from collector.store.places import stored_place
+from collector.store.windows import list_windows
 
 __all__ = ["DEFAULT_INTERVAL_NS", "LOOKBACK_NS", "load_evidence", "load_item", "load_items"]
 
@@ -88,18 +90,27 @@ def _items(conn: sqlite3.Connection, item_id: str | None) -> list[ServiceItem]:
 
 
 def load_evidence(
-    conn: sqlite3.Connection, item: ServiceItem, start_ns: int, end_ns: int
+    conn: sqlite3.Connection,
+    item: ServiceItem,
+    start_ns: int,
+    end_ns: int,
+    place: ItemPlace | None = None,
 ) -> Evidence:
     """The item's evidence for ``[start_ns, end_ns)``, from ``LOOKBACK_NS`` earlier.
 
     * samples: rounds of the item's checks starting in ``[start_ns - LOOKBACK_NS,
       end_ns)``, by (start, agent, check); one per check and start (an imported
       round wins over an agent's at the same start: it was given on purpose);
-    * maintenance windows of the item or of every item, and overrides of the item,
-      that overlap that same span;
+    * maintenance windows in force (not cancelled) whose scope covers the item, and
+      overrides of the item, that overlap that same span. Which node, segment and site
+      windows cover it says ``place`` (where the item runs), by default the place the
+      collector's inventory last stored; with none, only windows of the item itself or
+      of every item apply;
     * every ticket of the item, by opening time: a ticket about an outage may be
       opened days later, so which outage it concerns is the engine's call.
     """
+    if place is not None and place.item_id != item.id:
+        raise ValueError(f"the place of {place.item_id!r} given for item {item.id!r}")
     since_ns = start_ns - LOOKBACK_NS
     checks = dict.fromkeys((*item.checks, *item.loss_checks))
     samples = [s for check in checks for s in _samples(conn, check, since_ns, end_ns)]
@@ -107,7 +118,9 @@ def load_evidence(
     samples.sort(key=lambda s: (s.start_ns, s.check.agent_id, s.check.check_id))
     return Evidence(
         samples=tuple(samples),
-        maintenance=_maintenance(conn, item.id, since_ns, end_ns),
+        maintenance=_maintenance(
+            conn, place or stored_place(conn, item.id) or ItemPlace(item.id), since_ns, end_ns
+        ),
         tickets=_tickets(conn, item.id),
         overrides=_overrides(conn, item.id, since_ns, end_ns),
     )
@@ -169,18 +182,11 @@ def _median_gap(starts: list[int]) -> int:
 
 
 def _maintenance(
-    conn: sqlite3.Connection, item_id: str, since_ns: int, end_ns: int
+    conn: sqlite3.Connection, place: ItemPlace, since_ns: int, end_ns: int
 ) -> tuple[MaintenanceWindow, ...]:
-    rows = conn.execute(
-        "SELECT item_id, start_ns, end_ns, announced_ns, kind, note FROM maintenance_windows "
-        "WHERE (item_id=? OR item_id IS NULL) AND start_ns<? AND end_ns>? "
-        "ORDER BY start_ns, end_ns, item_id IS NULL",
-        (item_id, end_ns, since_ns),
-    )
-    return tuple(
-        MaintenanceWindow(owner, start, end, announced, MaintenanceKind(kind), note)
-        for owner, start, end, announced, kind, note in rows
-    )
+    # Few windows overlap a month: the scope test is the model's, not repeated in SQL.
+    windows = list_windows(conn, since_ns=since_ns, until_ns=end_ns)
+    return tuple(window for window in windows if place.covered_by(window))
 
 
 def _tickets(conn: sqlite3.Connection, item_id: str) -> tuple[Ticket, ...]:

@@ -18,7 +18,6 @@ import re
 import sqlite3
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
-from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from pathlib import Path
@@ -32,10 +31,12 @@ from collector.sla.model import (
     Cause,
     CheckKey,
     MaintenanceKind,
+    MaintenanceScope,
     MaintenanceWindow,
     Override,
     ServiceItem,
     Ticket,
+    parse_kind,
 )
 from collector.store.sla_tables import (
     ImportedObservation,
@@ -44,6 +45,7 @@ from collector.store.sla_tables import (
     service_item_ids,
 )
 from collector.store.sqlite import KIND_NAMES, OUTCOME_NAMES, Store, connect
+from collector.times import parse_time_ns
 
 __all__ = ["format_counts", "import_file", "parse_records", "parse_time_ns", "read_import_file"]
 
@@ -54,14 +56,8 @@ Record = ServiceItem | ImportedObservation | MaintenanceWindow | Ticket | Overri
 MAX_TEXT = 255
 MAX_NOTE = 4096  # notes and reasons: a sentence or a paragraph, not a document
 MAX_CHECKS = 10_000
-MAX_TIME_NS = 2**63 - 1  # SQLite's INTEGER: the year 2262
 MAX_INTERVAL_NS = DAY  # the agent's own bound on a check's interval
 
-# RFC 3339 date-time (section 5.6) with nanoseconds at most; "T" may be "t" or a space.
-_RFC3339 = re.compile(
-    r"(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?(?:[Zz]|([+-])(\d\d):(\d\d))\Z"
-)
-_EPOCH = datetime(1970, 1, 1)
 _CURRENCY = re.compile(r"[A-Z]{3}\Z")
 _OUTCOMES = tuple(name for name in OUTCOME_NAMES.values() if name != "unspecified")
 _KINDS = tuple(name for name in KIND_NAMES.values() if name != "unspecified")
@@ -74,47 +70,6 @@ def _short(value: object) -> str:
     """A value for a message, cut so that a huge one does not flood the output."""
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
-
-
-def parse_time_ns(value: object) -> int:
-    """Nanoseconds since the epoch from an RFC 3339 timestamp with an offset
-    (``2026-03-01T10:00:00Z``, ``2026-03-01T05:00:00.25-05:00``) or integer nanoseconds.
-
-    Exact: fractions are kept to the nanosecond, never through a float.
-    """
-    if isinstance(value, int) and not isinstance(value, bool):
-        ns = value
-    elif isinstance(value, str):
-        ns = _rfc3339_ns(value)
-    else:
-        raise ValueError(
-            f"must be an RFC 3339 timestamp or integer nanoseconds, not {_short(value)}"
-        )
-    if not 0 <= ns <= MAX_TIME_NS:
-        raise ValueError(f"{_short(value)} is outside 1970-01-01 .. 2262-04-11")
-    return ns
-
-
-def _rfc3339_ns(text: str) -> int:
-    match = _RFC3339.match(text)
-    if match is None:
-        raise ValueError(
-            f"{_short(text)} is not an RFC 3339 timestamp with an offset "
-            "(e.g. 2026-03-01T10:00:00Z or 2026-03-01T12:00:00+02:00)"
-        )
-    year, month, day, hour, minute, second, fraction, sign, off_h, off_m = match.groups()
-    try:  # datetime checks the calendar (no 30 February, no leap second 60)
-        local = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second))
-    except ValueError as exc:
-        raise ValueError(f"{_short(text)}: {exc}") from None
-    offset_s = 0
-    if sign is not None:
-        if int(off_h) > 23 or int(off_m) > 59:
-            raise ValueError(f"{_short(text)}: offset {sign}{off_h}:{off_m} is not a time offset")
-        offset_s = (int(off_h) * 3600 + int(off_m) * 60) * (1 if sign == "+" else -1)
-    # Integer division of timedeltas is exact; local time minus its offset is UTC.
-    seconds = (local - _EPOCH) // timedelta(seconds=1) - offset_s
-    return seconds * SECOND + int((fraction or "0").ljust(9, "0"))
 
 
 def _text(max_length: int = MAX_TEXT) -> Callable[[object], str]:
@@ -353,14 +308,38 @@ def _observation(line: _Line) -> ImportedObservation:
 
 def _maintenance(line: _Line) -> MaintenanceWindow:
     start, end = line.span()
+    scope, scope_id = _window_scope(line)
     return MaintenanceWindow(
-        item_id=line.optional("item", _identifier, None),
+        item_id=None,
         start_ns=start,
         end_ns=end,
         announced_ns=line.required("announced", parse_time_ns, 0),
-        kind=line.required("kind", _member(MaintenanceKind), MaintenanceKind.PLANNED),
+        kind=line.required("kind", parse_kind, MaintenanceKind.SCHEDULED),
         note=line.optional("note", _optional_text(MAX_NOTE), ""),
+        scope=scope,
+        scope_id=scope_id,
     )
+
+
+def _window_scope(line: _Line) -> tuple[MaintenanceScope, str | None]:
+    """``scope`` and ``scope_id``, or the shorthand ``item`` (left out: every item).
+    With a problem, scope ``all``: the line is refused anyway."""
+    if not line.has("scope"):
+        if line.has("scope_id"):
+            line.problem("scope_id", "given without scope")
+        item = line.optional("item", _identifier, None)
+        return (MaintenanceScope.ALL, None) if not item else (MaintenanceScope.ITEM, item)
+    if line.has("item"):
+        line.problem("item", "give either item or scope (with scope_id), not both")
+    scope = line.optional("scope", _member(MaintenanceScope), None)
+    if scope is None:  # noted; whether scope_id fits is moot
+        return MaintenanceScope.ALL, None
+    if scope is MaintenanceScope.ALL:
+        if line.has("scope_id"):
+            line.problem("scope_id", "scope all covers every item: give no scope_id")
+        return MaintenanceScope.ALL, None
+    scope_id = line.required("scope_id", _identifier, "")
+    return (scope, scope_id) if scope_id else (MaintenanceScope.ALL, None)
 
 
 def _ticket(line: _Line) -> Ticket:
@@ -401,7 +380,8 @@ _TYPES: dict[str, _Type] = {
         _observation,
     ),
     "maintenance": _Type(
-        frozenset({"item", "start", "end", "announced", "kind", "note"}), _maintenance
+        frozenset({"item", "scope", "scope_id", "start", "end", "announced", "kind", "note"}),
+        _maintenance,
     ),
     "ticket": _Type(frozenset({"item", "opened", "reference", "credit_requested"}), _ticket),
     "override": _Type(frozenset({"item", "start", "end", "cause", "reason"}), _override),
@@ -478,8 +458,8 @@ def _identity(record: Record) -> tuple[str, str, tuple[object, ...]]:
             key = ("observation", record.agent_id, record.check_id, record.start_ns)
             return "start", "agent, check and start", key
         case MaintenanceWindow():
-            key = ("maintenance", record.item_id, record.start_ns, record.end_ns)
-            return "start", "item, start and end", key
+            key = ("maintenance", record.scope, record.scope_id, record.start_ns, record.end_ns)
+            return "start", "scope, start and end", key
         case Ticket():
             return "opened", "item and opened", ("ticket", record.item_id, record.opened_ns)
         case Override():

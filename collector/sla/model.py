@@ -34,10 +34,58 @@ class Cause(StrEnum):
 
 
 class MaintenanceKind(StrEnum):
-    PLANNED = "planned"
+    """The issue's three kinds: scheduled, emergency, time-critical patch."""
+
+    SCHEDULED = "scheduled"
     EMERGENCY = "emergency"
     # A time-critical patch (Closte: excluded only if it stays within 10 minutes).
     PATCH = "patch"
+    # The scheduled kind's first name: code written before the rename keeps working.
+    PLANNED = "scheduled"
+
+    @classmethod
+    def _missing_(cls, value: object) -> MaintenanceKind | None:
+        # Every input (import, CLI, inventory, rows stored before version 5) takes the
+        # aliases too; what is stored and printed is always the value above.
+        return KIND_ALIASES.get(value) if isinstance(value, str) else None
+
+
+# Other names of the kinds, accepted wherever a kind is read.
+KIND_ALIASES: dict[str, MaintenanceKind] = {
+    "planned": MaintenanceKind.SCHEDULED,
+    "time-critical-patch": MaintenanceKind.PATCH,
+}
+KIND_NAMES: tuple[str, ...] = (*(kind.value for kind in MaintenanceKind), *KIND_ALIASES)
+
+
+def parse_kind(value: object) -> MaintenanceKind:
+    """A kind from its name or an alias; ValueError listing them otherwise."""
+    if isinstance(value, str):
+        try:
+            return MaintenanceKind(value)
+        except ValueError:
+            pass
+    text = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+    raise ValueError(f"{text} is not one of {', '.join(KIND_NAMES)}")
+
+
+class MaintenanceScope(StrEnum):
+    """What a maintenance window covers: one service item, every item on a node (and on
+    the VMs it hosts), in a segment, at a site, or every item."""
+
+    ITEM = "item"
+    NODE = "node"
+    SEGMENT = "segment"
+    SITE = "site"
+    ALL = "all"
+
+
+class WindowSource(StrEnum):
+    """Where a maintenance window (or an override) came from."""
+
+    IMPORT = "import"  # `slawatch-collector import`
+    CLI = "cli"  # `slawatch-collector maintenance add`, `override add`
+    INVENTORY = "inventory"  # the inventory's `maintenance:` list
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,12 +138,81 @@ class Sample:
 
 @dataclass(frozen=True, slots=True)
 class MaintenanceWindow:
-    item_id: str | None  # None: every item
+    """An announced maintenance window and what it covers.
+
+    The scope is ``scope`` with ``scope_id``; left out, it follows ``item_id``, the
+    older shorthand: an item's id is scope ``item``, None scope ``all``. After
+    construction both are always set and agree: ``item_id`` is the item for scope
+    ``item`` and None for every other scope; ``scope_id`` is None only for ``all``.
+    """
+
+    item_id: str | None
     start_ns: int
     end_ns: int
     announced_ns: int
-    kind: MaintenanceKind = MaintenanceKind.PLANNED
+    kind: MaintenanceKind = MaintenanceKind.SCHEDULED
     note: str = ""
+    scope: MaintenanceScope | None = None
+    scope_id: str | None = None
+    # The store's id (None until stored), where it came from, and when it was
+    # cancelled: a cancelled window stays listed but covers nothing.
+    window_id: int | None = None
+    source: WindowSource = WindowSource.IMPORT
+    cancelled_ns: int | None = None
+    created_ns: int | None = None
+    created_by: str = ""
+
+    def __post_init__(self) -> None:
+        scope = self.scope
+        if scope is None:
+            scope = MaintenanceScope.ALL if self.item_id is None else MaintenanceScope.ITEM
+            object.__setattr__(self, "scope", scope)
+            object.__setattr__(self, "scope_id", self.item_id)
+        if scope is MaintenanceScope.ALL:
+            if self.scope_id is not None or self.item_id is not None:
+                raise ValueError("a window of scope all names no item or scope id")
+        elif not self.scope_id:
+            raise ValueError(f"a window of scope {scope} needs a scope id")
+        elif scope is MaintenanceScope.ITEM:
+            if self.item_id not in (None, self.scope_id):
+                raise ValueError(f"item {self.item_id!r} is not scope id {self.scope_id!r}")
+            object.__setattr__(self, "item_id", self.scope_id)
+        elif self.item_id is not None:
+            raise ValueError(f"a window of scope {scope} has no item id")
+
+    @property
+    def active(self) -> bool:
+        return self.cancelled_ns is None
+
+
+@dataclass(frozen=True, slots=True)
+class ItemPlace:
+    """Where a service item runs, for resolving maintenance scopes to items.
+
+    ``nodes``: the node the item runs on and, for a VM, the hypervisor it runs on
+    (its ``parent``): a node window covers both. ``segment`` and ``site``: where the
+    physical node sits (for a VM, its hypervisor's segment and site).
+    """
+
+    item_id: str
+    nodes: tuple[str, ...] = ()
+    segment: str | None = None
+    site: str | None = None
+
+    def covered_by(self, window: MaintenanceWindow) -> bool:
+        """Whether the window's scope takes in this item (cancelled or not)."""
+        match window.scope:
+            case MaintenanceScope.ALL:
+                return True
+            case MaintenanceScope.ITEM:
+                return window.scope_id == self.item_id
+            case MaintenanceScope.NODE:
+                return window.scope_id in self.nodes
+            case MaintenanceScope.SEGMENT:
+                return self.segment is not None and window.scope_id == self.segment
+            case MaintenanceScope.SITE:
+                return self.site is not None and window.scope_id == self.site
+        return False
 
 
 @dataclass(frozen=True, slots=True)

@@ -502,6 +502,19 @@ def current_incidents(
     return [replace(s, history=tuple(versions.get(s.id, ()))) for s in found]
 
 
+def current_incident(conn: sqlite3.Connection, incident_id: str) -> StoredIncident | None:
+    """The current version of incident ``incident_id`` (None: no such incident)."""
+    try:
+        row = conn.execute(
+            f"SELECT {_COLUMNS} FROM incidents WHERE current = 1 AND id = ?", (incident_id,)
+        ).fetchone()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return None
+        raise
+    return None if row is None else _stored(row)
+
+
 def _histories(conn: sqlite3.Connection, ids: Iterable[str]) -> dict[str, list[IncidentVersion]]:
     wanted = list(ids)
     out: dict[str, list[IncidentVersion]] = {}

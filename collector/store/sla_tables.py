@@ -18,6 +18,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from collector.sla.model import MaintenanceWindow, Override, ServiceItem, Ticket
+from collector.store.windows import upsert_imported_windows
 
 # Store version 4: additive only, see MIGRATIONS in sqlite.py.
 SCHEMA_STEP_4 = """
@@ -51,7 +52,7 @@ CREATE TABLE maintenance_windows (
     start_ns     INTEGER NOT NULL,
     end_ns       INTEGER NOT NULL,
     announced_ns INTEGER NOT NULL,
-    kind         TEXT NOT NULL,     -- planned, emergency, patch
+    kind         TEXT NOT NULL,     -- planned, emergency, patch (version 5 rebuilds it)
     note         TEXT NOT NULL
 );
 -- NULL is never equal to NULL in a unique index, so "every item" is keyed as ''
@@ -142,20 +143,17 @@ ON CONFLICT (agent_id, check_id, start_ns) WHERE sequence_epoch = 0 DO UPDATE SE
     outcome=excluded.outcome, cause=excluded.cause, interval_ns=excluded.interval_ns,
     packets_sent=excluded.packets_sent, packets_received=excluded.packets_received
 """
-_UPSERT_MAINTENANCE = """
-INSERT INTO maintenance_windows VALUES (?, ?, ?, ?, ?, ?)
-ON CONFLICT (ifnull(item_id, ''), start_ns, end_ns) DO UPDATE SET
-    announced_ns=excluded.announced_ns, kind=excluded.kind, note=excluded.note
-"""
 _UPSERT_TICKET = """
 INSERT INTO tickets VALUES (?, ?, ?, ?)
 ON CONFLICT (item_id, opened_ns) DO UPDATE SET
     reference=excluded.reference, credit_requested=excluded.credit_requested
 """
 _UPSERT_OVERRIDE = """
-INSERT INTO overrides VALUES (?, ?, ?, ?, ?, ?)
+INSERT INTO overrides (item_id, start_ns, end_ns, cause, reason, created_ns)
+VALUES (?, ?, ?, ?, ?, ?)
 ON CONFLICT (item_id, start_ns, end_ns) DO UPDATE SET
-    cause=excluded.cause, reason=excluded.reason, created_ns=excluded.created_ns
+    cause=excluded.cause, reason=excluded.reason, created_ns=excluded.created_ns,
+    source=excluded.source, created_by=excluded.created_by
 """
 
 
@@ -167,11 +165,7 @@ def write_import(
     for item in records.items:
         _replace_item(conn, item, now_ns)
     conn.executemany(_UPSERT_OBSERVATION, [_observation_row(o) for o in records.observations])
-    conn.executemany(
-        _UPSERT_MAINTENANCE,
-        [(m.item_id, m.start_ns, m.end_ns, m.announced_ns, m.kind.value, m.note)
-         for m in records.maintenance],
-    )  # fmt: skip
+    upsert_imported_windows(conn, records.maintenance, now_ns)
     conn.executemany(
         _UPSERT_TICKET,
         [(t.item_id, t.opened_ns, t.reference, int(t.credit_requested)) for t in records.tickets],

@@ -32,10 +32,12 @@ from typing import Any, TypeVar
 from google.protobuf import json_format
 
 from collector.attribution.model import AttributionResult
-from collector.errors import StoreError
+from collector.errors import CollectorError, StoreError
 from collector.store.coverage import SCHEMA_STEP_3, DropLoss, insert_drops, merge_window
 from collector.store.incidents import SCHEMA_STEP_6, SaveSummary, save_run
+from collector.store.places import SCHEMA_STEP_7
 from collector.store.sla_tables import SCHEMA_STEP_4, ImportRecords, TableCount, write_import
+from collector.store.windows import SCHEMA_STEP_5
 from slawatch.v1 import observation_pb2 as pb
 from slawatch.v1 import uplink_pb2 as up
 
@@ -133,15 +135,16 @@ def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
 
 
 # Each step takes the store from version N-1 to N; schema.sql is version 1.
-# Steps only add (tables, nullable columns), so old rows stay valid as they are.
+# Steps only add (tables, nullable columns), so old rows stay valid as they are; step 5
+# rebuilds one table, copying every row, inside the step's transaction.
 MIGRATIONS: dict[int, str] = {
     1: "schema.sql",
     2: "ALTER TABLE observations ADD COLUMN detail_json TEXT;",
     3: SCHEMA_STEP_3,  # spool_drops, coverage, config_status
     4: SCHEMA_STEP_4,  # SLA inputs; observations.cause, .interval_ns
-    # Placeholder on the incidents branch: maintenance's step 5 replaces it at the merge.
-    5: "SELECT 1",
+    5: SCHEMA_STEP_5,  # maintenance windows: id, scope, source, cancelled; overrides' source
     6: SCHEMA_STEP_6,  # attribution's incidents, every version
+    7: SCHEMA_STEP_7,  # where the inventory's service items run (maintenance scopes)
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -237,6 +240,8 @@ class Store:
                 try:
                     with _savepoint(self._conn):
                         outcomes.append((write, write.action(self._conn), None))
+                except CollectorError as exc:  # refused on purpose (ConfigError ...): as is
+                    outcomes.append((write, None, exc))
                 except Exception as exc:  # the writer thread must outlive any one write
                     outcomes.append((write, None, StoreError(str(exc))))
             self._conn.execute("COMMIT")
@@ -337,6 +342,12 @@ class Store:
             conn.execute("UPDATE agents SET last_seen_ns=? WHERE agent_id=?", (now_ns, agent_id))
 
         await self._submit(action)
+
+    async def write(self, action: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``action`` on the writer in a savepoint of its own: all of its writes are
+        stored, or (when it raises) none; its result once committed. A CollectorError
+        it raises reaches the caller as it is, anything else as a StoreError."""
+        return await self._submit(action)
 
     async def import_records(self, records: ImportRecords, now_ns: int) -> dict[str, TableCount]:
         """Store an import file's records in one savepoint: all of them or, on failure, none.

@@ -5,13 +5,16 @@ arrival from the batch's receive time."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 from pathlib import Path
 
 from collector.attribution.signals import load_signals
 from collector.attribution.topology import topology_from_inventory
 from collector.inventory import inventory_from_mapping
+from collector.sla.model import MaintenanceScope, MaintenanceWindow, WindowSource
 from collector.store.sqlite import Store
+from collector.store.windows import add_window
 from slawatch.v1 import observation_pb2 as pb
 from slawatch.v1 import uplink_pb2 as up
 
@@ -81,3 +84,30 @@ def test_signals_read_back_what_ingest_stored(tmp_path: Path) -> None:
     assert (window.verdict, window.threshold, window.end_ns) == ("excess", 0.01, T0 + 10 * S)
     assert (window.beyond_lower, window.beyond_upper) == (0.017, 0.05)
     assert signals.coverage["a"] == ((T0, T0 + 10 * S),)
+
+
+def test_a_node_window_reaches_the_items_on_the_node_and_on_its_vms(tmp_path: Path) -> None:
+    data = {
+        "sites": [{"id": "s", "segments": [{"id": "g", "nodes": [
+            {"id": "hv", "address": "198.18.1.1", "agent": "a", "role": "hypervisor"},
+            {"id": "vm", "address": "198.18.1.2", "role": "vm", "parent": "hv"},
+            {"id": "other", "address": "198.18.1.3"},
+        ]}]}],
+        "services": [{"id": f"{n}-item", "node": n, "owner": "acme", "contract": "closte"}
+                     for n in ("hv", "vm", "other")],
+    }  # fmt: skip
+    db = tmp_path / "c.db"
+    Store(db).close()
+    window = MaintenanceWindow(None, T0, T0 + 600 * S, T0 - 86_400 * S, note="new kernel",
+                               scope=MaintenanceScope.NODE, scope_id="hv",
+                               source=WindowSource.CLI)  # fmt: skip
+    cancelled = dataclasses.replace(window, scope_id="other", cancelled_ns=T0)
+    with sqlite3.connect(db) as conn:
+        add_window(conn, window)
+        add_window(conn, cancelled)
+        topology = topology_from_inventory(inventory_from_mapping(data))
+        signals = load_signals(conn, topology, T0, T0 + 60 * S)
+    assert signals.maintenance == {
+        "hv-item": ((T0, T0 + 600 * S, "new kernel"),),
+        "vm-item": ((T0, T0 + 600 * S, "new kernel"),),
+    }

@@ -196,3 +196,60 @@ def test_a_store_from_before_incidents_lists_none(tmp_path: Path) -> None:
     done = _collector("incidents", "--db", str(db))
     assert done.returncode == 0, done.stderr
     assert done.stdout == "(no incidents)\n"
+
+
+def _overrides(db: Path) -> list[tuple[str, str]]:
+    found = json.loads(_collector("override", "list", "--db", str(db), "--format", "json").stdout)
+    return sorted((o["service_item"], o["cause"]) for o in found["overrides"])
+
+
+def test_an_incident_is_overridden_whole_and_keeps_its_measured_verdict(tmp_path: Path) -> None:
+    db = _store(tmp_path)
+    (listed,) = json.loads(_collector("incidents", "--db", str(db), "--format", "json").stdout)[
+        "incidents"
+    ]
+    incident_id, start, end = listed["id"], listed["start_ns"], listed["end_ns"]
+    argv = ["override", "incident", incident_id, "--cause", "force_majeure",
+            "--reason", "flood in the data centre", "--by", "ops", "--db", str(db)]  # fmt: skip
+    # vm1-web has an override of that very span already: refused, and nothing stored.
+    refused = _collector(*argv)
+    assert refused.returncode == 2
+    assert "'vm1-web' already has an override for that span" in refused.stderr
+    assert _overrides(db) == [("vm1-web", "host")]
+    removed = _collector("override", "remove", "--service-item", "vm1-web", "--start", str(start),
+                         "--end", str(end), "--db", str(db))  # fmt: skip
+    assert removed.returncode == 0, removed.stderr
+
+    done = _collector(*argv)
+    assert done.returncode == 0, done.stderr
+    assert "force_majeure for hv1-panel, vm1-web" in done.stdout
+    assert _overrides(db) == [("hv1-panel", "force_majeure"), ("vm1-web", "force_majeure")]
+    (again,) = json.loads(_collector("incidents", "--db", str(db), "--format", "json").stdout)[
+        "incidents"
+    ]
+    assert again["cause"] == "network"  # measured, unchanged
+    assert again["override"]["cause"] == "force_majeure"
+    assert again["override"]["reason"] == "flood in the data centre"
+
+
+def test_overriding_an_unknown_or_open_incident_is_refused(tmp_path: Path) -> None:
+    db = _store(tmp_path)
+    unknown = _collector("override", "incident", "inc-nope", "--cause", "host", "--reason", "x",
+                         "--db", str(db))  # fmt: skip
+    assert unknown.returncode == 2
+    assert "there is no incident 'inc-nope'" in unknown.stderr
+    elsewhere = Incident(
+        kind=IncidentKind.OUTAGE, root=Root(RootScope.NODE, "hv9"), cause=Cause.HOST,
+        start_ns=BASE + 2 * HOUR, end_ns=BASE + 3 * HOUR, items=("hv9-panel",), affected=(),
+        confidence=Confidence.MEDIUM, evidence=(), open=True,
+    )  # fmt: skip
+    store = Store(db)
+    run = AttributionResult(BASE + 90 * MINUTE, BASE + 3 * HOUR, (elsewhere,), {})
+    asyncio.run(store.save_attribution(run, BASE + 3 * HOUR))
+    store.close()
+    with sqlite3.connect(db) as conn:
+        (open_id,) = conn.execute("SELECT id FROM incidents WHERE root_id='hv9'").fetchone()
+    refused = _collector("override", "incident", open_id, "--cause", "host", "--reason", "x",
+                         "--db", str(db))  # fmt: skip
+    assert refused.returncode == 2
+    assert "is still open" in refused.stderr

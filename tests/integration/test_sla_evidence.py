@@ -8,6 +8,7 @@ import asyncio
 import json
 import re
 import sqlite3
+from dataclasses import replace
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
@@ -170,14 +171,16 @@ def test_maintenance_for_the_item_and_for_every_item_tickets_and_overrides(march
     with sqlite3.connect(march) as conn:
         web = load_evidence(conn, load_item(conn, "web-1"), MARCH, APRIL)
         mail = load_evidence(conn, load_item(conn, "mail-1"), MARCH, APRIL)
-    assert web.maintenance == (
+    # As imported, with the store's id and the time it was stored.
+    assert [replace(m, created_ns=None) for m in web.maintenance] == [
         MaintenanceWindow(None, MARCH + 2 * HOUR, MARCH + 3 * HOUR, MARCH - 3 * DAY,
-                          MaintenanceKind.PLANNED, "all"),
+                          MaintenanceKind.SCHEDULED, "all", window_id=1),
         MaintenanceWindow("web-1", MARCH + 5 * HOUR, MARCH + 6 * HOUR, MARCH + 4 * HOUR,
-                          MaintenanceKind.EMERGENCY, ""),
-    )  # fmt: skip
+                          MaintenanceKind.EMERGENCY, "", window_id=2),
+    ]  # fmt: skip
+    assert all(m.created_ns for m in web.maintenance)
     assert [(m.item_id, m.kind) for m in mail.maintenance] == [
-        (None, MaintenanceKind.PLANNED), ("mail-1", MaintenanceKind.PATCH)
+        (None, MaintenanceKind.SCHEDULED), ("mail-1", MaintenanceKind.PATCH)
     ]  # fmt: skip
     # Every ticket of the item, even one opened after the month (a late claim).
     assert web.tickets == (
@@ -230,7 +233,7 @@ def test_the_example_file_imports_and_gives_the_documented_evidence(tmp_path: Pa
     # probe-nyc gives no interval: the lower median of its gaps, 60.25 s and 59.75 s.
     assert {s.interval_ns for s in web.samples if s.check == nyc} == {59_750_000_000}
     assert [m.item_id for m in web.maintenance] == [None]
-    assert [m.kind for m in mail.maintenance] == [MaintenanceKind.PLANNED,
+    assert [m.kind for m in mail.maintenance] == [MaintenanceKind.SCHEDULED,
                                                   MaintenanceKind.EMERGENCY]  # fmt: skip
     assert [(s.check.check_id, s.cause) for s in mail.samples] == [
         ("pop3", Cause.DDOS), ("smtp", None)
@@ -303,7 +306,6 @@ def version_3_store(path: Path) -> None:
 def test_a_version_3_store_is_upgraded_keeping_its_rows_and_imports(tmp_path: Path) -> None:
     db = tmp_path / "v3.db"
     version_3_store(db)
-    assert SCHEMA_VERSION >= 4
     # The importer reads the store's items before upgrading it: none in a version 3 store.
     import_lines(db, tmp_path, item("web-1", NYC_WEB), obs(NYC_WEB, MARCH + 2 * HOUR))
     with sqlite3.connect(db) as conn:

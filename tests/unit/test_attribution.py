@@ -385,3 +385,12 @@ def test_a_vm_silent_on_its_own_hypervisor_is_unknown_not_a_guess() -> None:
     incident = _only(lab.run())
     assert (incident.cause, incident.root.id) == (Cause.UNKNOWN, "vm1")
     assert "run state" in incident.missing[0]
+
+
+def test_incident_edges_are_the_failed_rounds_not_the_slot_edges() -> None:
+    lab = Lab().fail("outside", "web", _during("connect_timeout"))
+    lab.fail("srv", "web-local", _during("connect_refused"))
+    # Slots start 1.3 s off the rounds' rhythm: the edges must still be the rounds'.
+    result = attribute(TOPOLOGY, lab.signals(), T0 - 13 * S // 10, T0 + SPAN)
+    incident = _only(result)
+    assert (incident.start_ns, incident.end_ns) == FAULT

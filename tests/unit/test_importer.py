@@ -149,7 +149,7 @@ def test_bad_times_say_why(value: object, message: str) -> None:
         (line(OBS, kind="gopher"), "line 2: kind: 'gopher' is not one of icmp, tcp, http"),
         (line(OBS, target="x" * 256), "line 2: target: longer than 255 characters"),
         (line(MAINT, kind=None), "line 2: kind: required"),
-        (line(MAINT, kind="surprise"), "line 2: kind: 'surprise' is not one of planned"),
+        (line(MAINT, kind="surprise"), "line 2: kind: 'surprise' is not one of scheduled"),
         (line(MAINT, announced=None), "line 2: announced: required"),
         (line(MAINT, end=MAINT["start"]), "line 2: end: '2026-03-01T10:00:00Z' is not after"),
         (line(MAINT, item="web-9"), "line 2: item: 'web-9' is not a service item of this file"),
@@ -191,7 +191,7 @@ def test_repeats_are_found_for_every_record_type() -> None:
         line(TICKET, reference="T-2"), line(OVERRIDE), line(OVERRIDE, reason="other"),
     )  # fmt: skip
     assert found == [
-        "line 3: start: the same item, start and end as line 2",
+        "line 3: start: the same scope, start and end as line 2",
         "line 5: opened: the same item and opened as line 4",
         "line 7: start: the same item, start and end as line 6",
     ]
