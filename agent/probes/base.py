@@ -86,6 +86,10 @@ async def run_exchange(check: CheckConfig, exchange: Exchange) -> Observation:
     if failure is None:
         observation.packets_received = 1
     else:
+        # A failed round counts nothing as received, so it carries no RTT either: a
+        # connect time beside 0 received is a batch the collector refuses whole
+        # (bad_rtt), with every other result in it (an HTTP 502 after a good connect).
+        observation.rtt_samples_ns = []
         observation.outcome = failure.outcome
         observation.error_class = failure.error_class
         observation.error_detail = failure.detail[:1024]

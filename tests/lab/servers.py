@@ -3,6 +3,8 @@
     ca = make_ca(tmp_path / "pki")
     cert = ca.issue(tmp_path / "pki", "target", san_ips=[target.address_toward(r1)])
     web = start_nginx(target, tmp_path, cert)          # HTTP 80, HTTPS 443
+    app = start_app_server(target, tmp_path)           # "shopapp" on 127.0.0.1:8080 ...
+    front = start_nginx(target, tmp_path, None, upstream="127.0.0.1:8080")  # ... behind nginx
     mail = start_smtp(target, tmp_path, cert)          # SMTP 25 (STARTTLS), SMTPS 465
     pop = start_pop3(target, tmp_path, cert)           # POP3 110 (STLS), POP3S 995
     dns = start_dns(target, tmp_path)                  # DNS 53, UDP and TCP
@@ -137,8 +139,12 @@ class LabServer:
         if self.starts and self.log_path.exists():  # Host.spawn truncates: keep the old log
             self.log_path.replace(self.log_path.with_name(f"{self.log_path.name}.{self.starts}"))
         self.starts += 1
+        # --foreground: timeout stays in the process group ``stop`` signals (without it,
+        # timeout makes a group of its own, which ``stop`` misses when timeout is not
+        # the spawned process itself, as in a host whose commands run under nsenter).
         self.process = self.host.spawn(
-            ["timeout", "--kill-after=5", str(MAX_LIFETIME), *self.argv], log_path=self.log_path
+            ["timeout", "--foreground", "--kill-after=5", str(MAX_LIFETIME), *self.argv],
+            log_path=self.log_path,
         )
         wanted = self._wanted_sockets()
         self._poll(f"listening on {sorted(wanted)}", lambda: wanted <= self._sockets(), timeout)
@@ -269,9 +275,13 @@ def _write(path: Path, text: str) -> Path:
 
 BIG_BODY_BYTES = 32 * 1024 * 1024
 
+_NGINX_ROOT = 'return 200 "slawatch lab ok\\n";'
+# ``/`` handed to an application behind nginx (``upstream=``): when the
+# application is gone, nginx answers 502 at once, as a real front end does.
+_NGINX_PROXY_ROOT = "proxy_pass http://{upstream}; proxy_connect_timeout 1s; proxy_read_timeout 5s;"
 # The same paths on every server block, so a test can ask any port for any case.
 _NGINX_LOCATIONS = """
-        location = / {{ return 200 "slawatch lab ok\\n"; }}
+        location = / {{ {root} }}
         location = /down {{ return 503; }}
         location = /moved {{ return 301 /; }}
         location = /big {{ alias "{big}"; }}
@@ -281,10 +291,12 @@ _NGINX_LOCATIONS = """
 
 @dataclass(eq=False, kw_only=True)
 class NginxServer(LabServer):
-    """nginx serving ``/`` 200, ``/down`` 503, ``/moved`` 301 to ``/``, ``/big`` (a large
-    body of ``big_bytes`` zero bytes) and 404 elsewhere, on every port.
+    """nginx serving ``/`` 200 (or the ``upstream`` application's answer), ``/down`` 503,
+    ``/moved`` 301 to ``/``, ``/big`` (a large body of ``big_bytes`` zero bytes) and 404
+    elsewhere, on every port.
 
-    Ports: ``http`` and ``https``, plus one per ``extra_tls`` name. ``access_log``
+    Ports: ``http`` and ``https`` (without TLS only ``http``), plus one per ``extra_tls``
+    name. ``access_log``
     records the bytes each request sent, which shows whether a probe read a body.
     """
 
@@ -312,16 +324,20 @@ class NginxServer(LabServer):
 def start_nginx(
     host: Host,
     directory: Path,
-    tls: CertPair,
+    tls: CertPair | None,
     *,
     address: str | None = None,
     http_port: int = 80,
     https_port: int = 443,
     extra_tls: Mapping[str, tuple[int, CertPair]] | None = None,
     big_bytes: int = BIG_BODY_BYTES,
+    upstream: str | None = None,
     name: str = "nginx",
 ) -> NginxServer:
     """Start nginx in ``host``; ``extra_tls`` adds HTTPS ports with their own certificates.
+
+    ``tls=None`` serves plain HTTP only. ``upstream`` (``"127.0.0.1:8080"``) makes
+    ``/`` a reverse proxy to that application instead of a fixed 200.
 
     For instance ``extra_tls={"expired": (8443, expired), "wrong-name": (9443, wrong)}``
     gives ports named ``expired`` and ``wrong-name`` whose certificates a verifying
@@ -337,8 +353,9 @@ def start_nginx(
         out.truncate(big_bytes)  # sparse: instant to make, served as zeros
     for temp in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (where / "temp" / temp).mkdir(parents=True, exist_ok=True)
-    tls_ports = {"https": (https_port, tls), **(extra_tls or {})}
-    conf = _write(where / "nginx.conf", _nginx_conf(where, address, http_port, tls_ports))
+    tls_ports = {**({"https": (https_port, tls)} if tls else {}), **(extra_tls or {})}
+    root = _NGINX_PROXY_ROOT.format(upstream=upstream) if upstream else _NGINX_ROOT
+    conf = _write(where / "nginx.conf", _nginx_conf(where, address, http_port, tls_ports, root))
     ports = {"http": http_port} | {port_name: port for port_name, (port, _) in tls_ports.items()}
     server = NginxServer(
         kind="nginx",
@@ -355,9 +372,13 @@ def start_nginx(
 
 
 def _nginx_conf(
-    where: Path, address: str, http_port: int, tls_ports: Mapping[str, tuple[int, CertPair]]
+    where: Path,
+    address: str,
+    http_port: int,
+    tls_ports: Mapping[str, tuple[int, CertPair]],
+    root: str = _NGINX_ROOT,
 ) -> str:
-    locations = _NGINX_LOCATIONS.format(big=where / "big.bin")
+    locations = _NGINX_LOCATIONS.format(big=where / "big.bin", root=root)
     temp = where / "temp"
     servers = [_nginx_server(f"{address}:{http_port}", locations)]
     servers += [
@@ -392,6 +413,75 @@ def _nginx_server(listen: str, locations: str, tls: CertPair | None = None) -> s
         lines.append(f'        ssl_certificate "{tls.cert_path}";')
         lines.append(f'        ssl_certificate_key "{tls.key_path}";')
     return "\n".join(lines) + locations + "    }"
+
+
+# -- a customer's application: a small HTTP server with a name of its own ----
+
+# Run by the lab host's Python. It renames itself (prctl PR_SET_NAME, what ps,
+# top and psutil show as the process name), so a host check can watch for it
+# by name, as it would for a customer's real application binary.
+_APP_SERVER = """
+import ctypes, http.server, sys
+name, address, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)  # 15: PR_SET_NAME
+BODY = f"{name} ok\\n".encode()
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def _head(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(BODY)))
+        self.end_headers()
+
+    def do_HEAD(self):
+        self._head()
+
+    def do_GET(self):
+        self._head()
+        self.wfile.write(BODY)
+
+    def log_message(self, format, *args):
+        sys.stderr.write(format % args + "\\n")
+        sys.stderr.flush()
+
+http.server.ThreadingHTTPServer((address, port), Handler).serve_forever()
+"""
+
+
+@dataclass(eq=False, kw_only=True)
+class AppServer(LabServer):
+    """A customer's application (HTTP, ``200 <name> ok`` on every GET and HEAD) whose
+    process is called ``process_name``; usually behind nginx (``start_nginx(upstream=)``)."""
+
+    process_name: str
+
+
+def start_app_server(
+    host: Host,
+    directory: Path,
+    *,
+    process_name: str = "shopapp",
+    address: str = "127.0.0.1",
+    port: int = 8080,
+    name: str = "app",
+) -> AppServer:
+    """Start the application in ``host``, listening on ``address:port`` (loopback by
+    default: only a front end in the same host reaches it)."""
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,15}", process_name):
+        raise LabError(f"process name {process_name!r}: 1-15 letters, digits, _.-")
+    where = _server_dir(directory, name)
+    script = _write(where / "app_server.py", _APP_SERVER)
+    server = AppServer(
+        kind="app",
+        host=host,
+        address=address,
+        ports={"http": port},
+        directory=where,
+        argv=[sys.executable, str(script), process_name, address, str(port)],
+        process_name=process_name,
+    )
+    server.start()
+    return server
 
 
 # -- SMTP: aiosmtpd -----------------------------------------------------------
