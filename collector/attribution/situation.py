@@ -11,12 +11,21 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from collector.attribution.model import CheckRef, NodeRole, TopoItem, Topology, Vantage
-from collector.attribution.signals import EgressRound, HostRound, Signals
-from collector.attribution.slots import FAIL, NONE, OK, Slots, check_states, make_slots, mark
+from collector.attribution.signals import EgressRound, HostRound, Signals, median_gap
+from collector.attribution.slots import (
+    FAIL,
+    NONE,
+    OK,
+    Slots,
+    check_states,
+    make_slots,
+    mark,
+    mark_within,
+)
 from collector.sla.model import MINUTE, SECOND
 
 # Finding kinds that are the customer's doing on a server or VM (their data filled the
@@ -173,19 +182,24 @@ def _combine(
 
 
 def _agents(s: Situation) -> None:
-    """Present where the agent ran: its rounds (however late they came) or its batch
-    windows; late where rounds of that slot arrived long after they ended."""
-    spans: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    """Present in a slot the agent ran through: its batch windows (coverage, however late
+    they arrived) cover the whole slot. A slot the agent died in is not one it ran
+    through: its last results there are no evidence that the node still worked. Without
+    any coverage (results imported from elsewhere), its rounds tell. Late where rounds of
+    the slot arrived long after they ended."""
+    rounds: dict[str, list[tuple[int, int]]] = defaultdict(list)
     late: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for (agent_id, _check), check in s.signals.checks.items():
         for r in check.rounds:
             end = r.start_ns + max(r.duration_ns, 1)
-            spans[agent_id].append((r.start_ns, end))
+            rounds[agent_id].append((r.start_ns, end))
             if r.received_ns and r.received_ns - end > s.settings.late_ns:
                 late[agent_id].append((r.start_ns, end))
     for agent_id in s.topology.agent_nodes:
-        present = mark(s.slots, spans[agent_id])
-        s.agent_present[agent_id] = mark(s.slots, s.signals.coverage.get(agent_id, ()), present)
+        coverage = s.signals.coverage.get(agent_id, ())
+        s.agent_present[agent_id] = (
+            mark_within(s.slots, coverage) if coverage else mark(s.slots, rounds[agent_id])
+        )
         s.agent_late[agent_id] = mark(s.slots, late[agent_id])
 
 
@@ -234,9 +248,38 @@ def _floods(
 
 
 def _egress(s: Situation) -> None:
+    """Egress-loss windows, each standing until the next (at most ``hold`` intervals),
+    as the rounds of other checks do. A window of a node that was unreachable meanwhile
+    says nothing about loss: the outage explains it (a cut loses every echo)."""
     for agent_id, rounds in s.signals.egress.items():
-        s.egress_excess[agent_id] = mark(s.slots, _spans(rounds, excess_window))
-        s.beyond_excess[agent_id] = mark(s.slots, _spans(rounds, beyond_only))
+        node_id = s.topology.agent_nodes[agent_id]
+        usable = [r for r in rounds if not _node_down_during(s, node_id, r.start_ns, r.end_ns)]
+        held = _held_windows(usable, s.settings.hold_intervals)
+        s.egress_excess[agent_id] = mark(s.slots, [w for r, w in held if excess_window(r)])
+        s.beyond_excess[agent_id] = mark(s.slots, [w for r, w in held if beyond_only(r)])
+
+
+def _held_windows(
+    rounds: list[EgressRound], hold_intervals: float
+) -> list[tuple[EgressRound, tuple[int, int]]]:
+    interval = median_gap(r.start_ns for r in rounds)
+    held = []
+    for index, r in enumerate(rounds):
+        end = max(r.end_ns, r.start_ns + int(interval * hold_intervals))
+        if index + 1 < len(rounds):
+            end = max(r.end_ns, min(end, rounds[index + 1].start_ns))
+        held.append((r, (r.start_ns, end)))
+    return held
+
+
+def _node_down_during(s: Situation, node_id: str, start_ns: int, end_ns: int) -> bool:
+    """The node, or the hypervisor it runs on, unreachable in any slot of the span."""
+    node = s.topology.nodes.get(node_id)
+    for candidate in (node_id, node.parent if node else None):
+        reach = s.node_reach.get(candidate or "")
+        if reach is not None and any(reach[k] == FAIL for k in s.slots.covering(start_ns, end_ns)):
+            return True
+    return False
 
 
 def excess_window(r: EgressRound) -> bool:
@@ -248,12 +291,6 @@ def beyond_only(r: EgressRound) -> bool:
     """Loss beyond the egress hop above the threshold, while the hop itself is fine."""
     hop_fine = r.verdict in ("clear", "rate_limited")
     return hop_fine and r.beyond_lower is not None and r.beyond_lower > r.threshold
-
-
-def _spans(
-    rounds: tuple[EgressRound, ...], wanted: Callable[[EgressRound], bool]
-) -> list[tuple[int, int]]:
-    return [(r.start_ns, r.end_ns) for r in rounds if wanted(r)]
 
 
 def _maintenance(s: Situation) -> None:

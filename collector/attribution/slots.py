@@ -120,3 +120,15 @@ def mark(
     union = int.from_bytes(into) | int.from_bytes(marked)  # bytewise OR of 0/1 slots
     into[:] = union.to_bytes(slots.count)
     return into
+
+
+def mark_within(slots: Slots, spans: Iterable[tuple[int, int]]) -> bytearray:
+    """1 in every slot that one of ``spans`` covers whole."""
+    marked = bytearray(slots.count)
+    origin, step = slots.start_ns, slots.step_ns
+    for start, end in spans:
+        first = max(0, -(-(start - origin) // step))  # the first slot starting in the span
+        last = min(slots.count, (end - origin) // step)  # slots ending by the span's end
+        if first < last:
+            marked[first:last] = b"\x01" * (last - first)
+    return marked

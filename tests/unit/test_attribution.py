@@ -175,7 +175,14 @@ class Lab:
             )
             if agent == "srv":
                 egress[agent] = tuple(self._egress(t) for t in self._starts(agent))
-        return Signals(checks, host, dict.fromkeys(host, STEP), egress)
+        coverage = {agent: self._coverage(agent) for agent in INVENTORY["agents"]}  # type: ignore[attr-defined]
+        return Signals(checks, host, dict.fromkeys(host, STEP), egress, coverage)
+
+    def _coverage(self, agent: str) -> tuple[tuple[int, int], ...]:
+        """The agent ran throughout, but while silent (its batches' windows)."""
+        begin, end = T0 - 60 * S, T0 + SPAN
+        gap = self.silent.get(agent)
+        return ((begin, gap[0]), (gap[1], end)) if gap else ((begin, end),)
 
     def _starts(self, agent: str) -> list[int]:
         gap = self.silent.get(agent, (0, 0))
@@ -394,3 +401,17 @@ def test_incident_edges_are_the_failed_rounds_not_the_slot_edges() -> None:
     result = attribute(TOPOLOGY, lab.signals(), T0 - 13 * S // 10, T0 + SPAN)
     incident = _only(result)
     assert (incident.start_ns, incident.end_ns) == FAULT
+
+
+def test_a_node_that_dies_mid_slot_is_host_from_its_first_failed_round() -> None:
+    """Its last results in the slot it died in are no evidence the node still worked:
+    no `network` sliver before the `host` verdict."""
+    lab = Lab()
+    died = (T0 + 101 * S, T0 + 160 * S)  # mid-round, mid-slot
+    lab.fail("outside", "web", _during("connect_timeout", died))
+    lab.fail("outside", "ping-srv", _during("echo_timeout", died))
+    lab.silent = {"srv": died}
+    result = attribute(TOPOLOGY, lab.signals(), T0 - 13 * S // 10, T0 + SPAN)
+    incident = _only(result)
+    assert (incident.cause, incident.root.id) == (Cause.HOST, "srv")
+    assert incident.start_ns == T0 + 102 * S  # the first round that failed
