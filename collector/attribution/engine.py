@@ -30,7 +30,7 @@ from collector.attribution.model import (
     Topology,
 )
 from collector.attribution.rules import Sign, Verdict, egress_root, item_verdict
-from collector.attribution.signals import Signals
+from collector.attribution.signals import EgressRound, Signals
 from collector.attribution.situation import (
     Settings,
     Situation,
@@ -39,7 +39,7 @@ from collector.attribution.situation import (
     excess_window,
     flagged,
 )
-from collector.attribution.slots import FAIL, OK
+from collector.attribution.slots import FAIL, NONE, OK
 from collector.sla.model import Cause
 
 __all__ = ["Settings", "attribute"]
@@ -153,25 +153,44 @@ def _extend(
 
 
 def _edges(run: _Run, s: Situation) -> tuple[int, int]:
-    """The incident's start and end: the failed rounds' at its first and last slot (a
-    slot is a check interval long, rounds say when in it; a slot takes the state of
-    the round that ends in it last, so a failed round can reach one slot further)."""
+    """The incident's start and end: the first and last failed round (or lossy window)
+    behind its slots. A slot is a check interval long and rounds say when in it; the
+    edges then do not move with the slot grid from one run to the next."""
     start_ns, end_ns = s.slots.start_of(run.first), s.slots.start_of(run.last + 1)
     inside = [(a, b) for a, b in _failed_spans(run, s) if a < end_ns and b > start_ns]
+    if not inside:
+        return start_ns, end_ns
     step = s.slots.step_ns
-    first = min((a for a, _ in inside if a < start_ns + step), default=start_ns)
-    last = max((b for _, b in inside if b > end_ns - step), default=end_ns)
+    first = min(a for a, _ in inside)
+    last = max(b for _, b in inside)
     return max(start_ns - step, first), min(end_ns + step, last)
 
 
 def _failed_spans(run: _Run, s: Situation) -> list[tuple[int, int]]:
     if run.key.kind == IncidentKind.OUTAGE:
         return [span for item in {*run.items, *run.affected} for span in s.view_failures(item)]
+    return [span for _, span in _lossy_windows(run, s)]
+
+
+def _lossy_windows(run: _Run, s: Situation) -> list[tuple[EgressRound, tuple[int, int]]]:
+    """The windows behind a degraded run, each with the span it stands for."""
     wanted = excess_window if run.key.cause == Cause.NETWORK else beyond_only
     agents = [sign.subject for sign in run.signs if sign.signal == "egress"]
-    return [
-        (r.start_ns, r.end_ns) for a in agents for r in s.signals.egress.get(a, ()) if wanted(r)
-    ]
+    return [(r, span) for a in agents for r, span in s.egress_windows.get(a, ()) if wanted(r)]
+
+
+def _still_open(run: _Run, s: Situation) -> bool:
+    """Nothing newer contradicts it: for an outage, its items' views know nothing after
+    its last slot (results of the newest rounds are still to come); for loss, its newest
+    window is the newest window of its agents."""
+    if run.key.kind == IncidentKind.OUTAGE:
+        later = range(run.last + 1, s.slots.count)
+        items = {*run.items, *run.affected}
+        return all(s.item_view[item][k] == NONE for item in items for k in later)
+    lossy = _lossy_windows(run, s)
+    agents = {sign.subject for sign in run.signs if sign.signal == "egress"}
+    newest = max((r.start_ns for a in agents for r, _ in s.egress_windows.get(a, ())), default=0)
+    return bool(lossy) and max(r.start_ns for r, _ in lossy) >= newest
 
 
 def _incident(run: _Run, s: Situation) -> Incident:
@@ -194,7 +213,7 @@ def _incident(run: _Run, s: Situation) -> Incident:
         evidence=render_evidence(list(run.signs), s, start_ns, end_ns, run.key.root),
         missing=tuple(run.missing),
         observed_cause=run.key.observed,
-        open=run.last >= s.slots.count - 1,
+        open=_still_open(run, s),
     )
 
 

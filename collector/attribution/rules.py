@@ -49,8 +49,8 @@ def item_verdict(s: Situation, item_id: str, k: int) -> Verdict:
     item = s.topology.items[item_id]
     node = s.topology.nodes[item.node]
     if node.parent is not None:
-        parent = node_down_verdict(s, node.parent, k)
-        if parent is not None and parent.cause == Cause.HOST:
+        parent = _parent_down(s, node.parent, k)
+        if parent is not None:
             return _affected(parent, Sign("parent", node.parent))
     anchor = node.parent or node.id
     segment = segment_verdict(s, s.topology.nodes[anchor].segment, k)
@@ -70,6 +70,16 @@ def item_verdict(s: Situation, item_id: str, k: int) -> Verdict:
     if local == OK:
         return _path_failure(s, item_id, k, view)
     return _no_local_view(s, item_id, k, view)
+
+
+def _parent_down(s: Situation, parent_id: str, k: int) -> Verdict | None:
+    """The hypervisor's host verdict at ``k`` or within one of its check intervals (its
+    VM's checks may notice a check interval before or after its own)."""
+    for j in sorted(s.nearby(parent_id, k), key=lambda j: abs(j - k)):
+        verdict = node_down_verdict(s, parent_id, j)
+        if verdict is not None and verdict.cause == Cause.HOST:
+            return verdict
+    return None
 
 
 def _affected(root: Verdict, sign: Sign) -> Verdict:
@@ -200,7 +210,7 @@ def segment_verdict(s: Situation, segment_id: str, k: int) -> Verdict | None:
     """Every node of the segment unreachable from outside (two at least: one node alone
     cannot tell its uplink from itself)."""
     nodes = s.independent_nodes(segment_id)
-    if len(nodes) < 2 or any(s.node_reach[n][k] != FAIL for n in nodes):
+    if len(nodes) < 2 or not all(s.down_near(n, k) for n in nodes):
         return None
     root = Root(RootScope.SEGMENT, segment_id)
     agents = [a for n in s.topology.segments[segment_id].nodes if (a := s.agent_of(n))]

@@ -66,10 +66,16 @@ class Situation:
     agent_present: dict[str, bytearray] = field(default_factory=dict)
     agent_late: dict[str, bytearray] = field(default_factory=dict)
     node_reach: dict[str, bytearray] = field(default_factory=dict)
+    # Per node, how many slots its views' longest check interval spans.
+    view_slots: dict[str, int] = field(default_factory=dict)
     findings: dict[str, list[tuple[tuple[str, str], ...]]] = field(default_factory=dict)
     flood: dict[str, bytearray] = field(default_factory=dict)  # by node
     egress_excess: dict[str, bytearray] = field(default_factory=dict)  # by agent
     beyond_excess: dict[str, bytearray] = field(default_factory=dict)  # by agent
+    # Each agent's usable egress windows with the span each stands for.
+    egress_windows: dict[str, list[tuple[EgressRound, tuple[int, int]]]] = field(
+        default_factory=dict
+    )
     maintenance: dict[str, list[str]] = field(default_factory=dict)  # item -> note per slot
 
     # -- queries the rules use ---------------------------------------------
@@ -107,6 +113,17 @@ class Situation:
 
     def present(self, agent_id: str | None, k: int) -> bool:
         return agent_id is not None and flagged(self.agent_present, agent_id, k)
+
+    def nearby(self, node_id: str, k: int) -> range:
+        """Slot ``k`` and those within one check interval of the node's views around it:
+        two nodes cut off at once fail their checks up to an interval apart (each check
+        has its own phase), so a verdict about several nodes looks that far."""
+        width = self.view_slots.get(node_id, 1)
+        return range(max(0, k - width), min(self.slots.count, k + width + 1))
+
+    def down_near(self, node_id: str, k: int) -> bool:
+        reach = self.node_reach.get(node_id)
+        return reach is not None and any(reach[j] == FAIL for j in self.nearby(node_id, k))
 
     def independent_nodes(self, segment_id: str) -> list[str]:
         """The segment's nodes that stand on their own (VMs follow their hypervisor),
@@ -210,6 +227,13 @@ def _nodes(s: Situation) -> None:
     for item in s.topology.items.values():
         by_node[item.node].append(item.id)
     for node_id, items in by_node.items():
+        intervals = [
+            s.signals.checks[(c.agent_id, c.check_id)].interval_ns
+            for item in items
+            for c in customer_view(s.topology.items[item])
+            if (c.agent_id, c.check_id) in s.signals.checks
+        ]
+        s.view_slots[node_id] = max(1, -(-max(intervals, default=0) // s.slots.step_ns))
         reach = bytearray(s.slots.count)
         for k in range(s.slots.count):
             views = [s.item_view[i][k] for i in items]
@@ -255,6 +279,7 @@ def _egress(s: Situation) -> None:
         node_id = s.topology.agent_nodes[agent_id]
         usable = [r for r in rounds if not _node_down_during(s, node_id, r.start_ns, r.end_ns)]
         held = _held_windows(usable, s.settings.hold_intervals)
+        s.egress_windows[agent_id] = held
         s.egress_excess[agent_id] = mark(s.slots, [w for r, w in held if excess_window(r)])
         s.beyond_excess[agent_id] = mark(s.slots, [w for r, w in held if beyond_only(r)])
 

@@ -415,3 +415,46 @@ def test_a_node_that_dies_mid_slot_is_host_from_its_first_failed_round() -> None
     incident = _only(result)
     assert (incident.cause, incident.root.id) == (Cause.HOST, "srv")
     assert incident.start_ns == T0 + 102 * S  # the first round that failed
+
+
+@pytest.mark.parametrize("kind", [IncidentKind.OUTAGE, IncidentKind.DEGRADED])
+def test_runs_on_shifted_grids_give_the_same_incident(kind: IncidentKind) -> None:
+    """Each run cuts its own slots (from now - lookback); a settled incident must not
+    move with them, or every run would store a new version of it."""
+    lab = Lab().fail("outside", "web", _during("connect_timeout"))
+    lab.fail("srv", "web-local", _during("connect_refused"))
+    lab.egress = lambda t: ("excess", 0.0) if FAULT[0] <= t < FAULT[1] else ("clear", 0.0)
+    signals = lab.signals()
+    found = set()
+    for shift_ms in (0, 300, 700, 1300, 1900):
+        result = attribute(TOPOLOGY, signals, T0 - shift_ms * S // 1000, T0 + SPAN)
+        incident = _only(result, kind)
+        found.add((incident.start_ns, incident.end_ns, incident.open))
+    assert len(found) == 1, found
+    ((start, end, still_open),) = found
+    assert not still_open
+    assert start == FAULT[0]
+
+
+def test_nodes_of_a_cut_segment_noticed_a_round_apart_make_one_incident() -> None:
+    """Each check has its own phase: a2's ping fails a round before hv1's does, and
+    hv1's stays failed a round longer. Still one segment incident, no sliver of a2."""
+    lab = Lab()
+    early = (FAULT[0], FAULT[1] - 2 * S)
+    late = (FAULT[0] + 2 * S, FAULT[1])
+    lab.fail("outside", "ping-a2", _during("echo_timeout", early))
+    lab.fail("outside", "ping-hv1", _during("echo_timeout", late))
+    lab.fail("outside", "ping-vm1", _during("echo_timeout", late))
+    incident = _only(lab.run())
+    assert (incident.cause, incident.root.id) == (Cause.NETWORK, "seg-a")
+    assert (incident.start_ns, incident.end_ns) == FAULT
+
+
+def test_a_vm_noticed_a_round_before_its_hypervisor_is_affected_throughout() -> None:
+    lab = Lab()
+    lab.fail("outside", "ping-vm1", _during("echo_timeout"))
+    lab.fail("outside", "ping-hv1", _during("echo_timeout", (FAULT[0] + 2 * S, FAULT[1])))
+    lab.silent = {"hv1": (FAULT[0] + 2 * S, FAULT[1])}
+    incident = _only(lab.run())
+    assert (incident.cause, incident.root.id) == (Cause.HOST, "hv1")
+    assert [a.item_id for a in incident.affected] == ["vm1-node"]
