@@ -30,13 +30,12 @@ from collector.attribution.model import (
     Topology,
 )
 from collector.attribution.rules import Sign, Verdict, egress_root, item_verdict
-from collector.attribution.signals import EgressRound, Signals
+from collector.attribution.signals import Signals
 from collector.attribution.situation import (
+    LossWindow,
     Settings,
     Situation,
-    beyond_only,
     build_situation,
-    excess_window,
     flagged,
 )
 from collector.attribution.slots import FAIL, NONE, OK
@@ -169,14 +168,13 @@ def _edges(run: _Run, s: Situation) -> tuple[int, int]:
 def _failed_spans(run: _Run, s: Situation) -> list[tuple[int, int]]:
     if run.key.kind == IncidentKind.OUTAGE:
         return [span for item in {*run.items, *run.affected} for span in s.view_failures(item)]
-    return [span for _, span in _lossy_windows(run, s)]
+    return [w.span for w in _lossy_windows(run, s)]
 
 
-def _lossy_windows(run: _Run, s: Situation) -> list[tuple[EgressRound, tuple[int, int]]]:
-    """The windows behind a degraded run, each with the span it stands for."""
-    wanted = excess_window if run.key.cause == Cause.NETWORK else beyond_only
+def _lossy_windows(run: _Run, s: Situation) -> list[LossWindow]:
+    """The windows behind a degraded run."""
     agents = [sign.subject for sign in run.signs if sign.signal == "egress"]
-    return [(r, span) for a in agents for r, span in s.egress_windows.get(a, ()) if wanted(r)]
+    return [w for a in agents for w in s.loss_windows.get(a, ()) if w.shows == run.key.cause]
 
 
 def _still_open(run: _Run, s: Situation) -> bool:
@@ -189,8 +187,8 @@ def _still_open(run: _Run, s: Situation) -> bool:
         return all(s.item_view[item][k] == NONE for item in items for k in later)
     lossy = _lossy_windows(run, s)
     agents = {sign.subject for sign in run.signs if sign.signal == "egress"}
-    newest = max((r.start_ns for a in agents for r, _ in s.egress_windows.get(a, ())), default=0)
-    return bool(lossy) and max(r.start_ns for r, _ in lossy) >= newest
+    newest = max((w.round.start_ns for a in agents for w in s.loss_windows.get(a, ())), default=0)
+    return bool(lossy) and max(w.round.start_ns for w in lossy) >= newest
 
 
 def _incident(run: _Run, s: Situation) -> Incident:

@@ -26,7 +26,7 @@ from collector.attribution.slots import (
     mark,
     mark_within,
 )
-from collector.sla.model import MINUTE, SECOND
+from collector.sla.model import MINUTE, SECOND, Cause
 
 # Finding kinds that are the customer's doing on a server or VM (their data filled the
 # disk, their workload the memory); on a hypervisor they are the provider's.
@@ -72,10 +72,8 @@ class Situation:
     flood: dict[str, bytearray] = field(default_factory=dict)  # by node
     egress_excess: dict[str, bytearray] = field(default_factory=dict)  # by agent
     beyond_excess: dict[str, bytearray] = field(default_factory=dict)  # by agent
-    # Each agent's usable egress windows with the span each stands for.
-    egress_windows: dict[str, list[tuple[EgressRound, tuple[int, int]]]] = field(
-        default_factory=dict
-    )
+    # Each agent's usable egress windows: the span each stands for, the loss it shows.
+    loss_windows: dict[str, list[LossWindow]] = field(default_factory=dict)
     maintenance: dict[str, list[str]] = field(default_factory=dict)  # item -> note per slot
 
     # -- queries the rules use ---------------------------------------------
@@ -273,15 +271,63 @@ def _floods(
 
 def _egress(s: Situation) -> None:
     """Egress-loss windows, each standing until the next (at most ``hold`` intervals),
-    as the rounds of other checks do. A window of a node that was unreachable meanwhile
-    says nothing about loss: the outage explains it (a cut loses every echo)."""
+    as the rounds of other checks do, and what each shows: loss toward the egress hop
+    (``network``), beyond it only (``upstream``), or neither. A window too short to
+    decide (undecided) between two that show the same loss continues it: it does not
+    contradict them. A window of a node that was unreachable meanwhile says nothing
+    about loss: the outage explains it (a cut loses every echo)."""
     for agent_id, rounds in s.signals.egress.items():
         node_id = s.topology.agent_nodes[agent_id]
         usable = [r for r in rounds if not _node_down_during(s, node_id, r.start_ns, r.end_ns)]
         held = _held_windows(usable, s.settings.hold_intervals)
-        s.egress_windows[agent_id] = held
-        s.egress_excess[agent_id] = mark(s.slots, [w for r, w in held if excess_window(r)])
-        s.beyond_excess[agent_id] = mark(s.slots, [w for r, w in held if beyond_only(r)])
+        shows = _bridge_undecided([_window_shows(r) for r in usable])
+        windows = [LossWindow(r, span, cause) for (r, span), cause in zip(held, shows, strict=True)]
+        s.loss_windows[agent_id] = windows
+        s.egress_excess[agent_id] = mark(
+            s.slots, [w.span for w in windows if w.shows == Cause.NETWORK]
+        )
+        s.beyond_excess[agent_id] = mark(
+            s.slots, [w.span for w in windows if w.shows == Cause.UPSTREAM]
+        )
+
+
+_UNDECIDED = "undecided"
+
+
+def _window_shows(r: EgressRound) -> Cause | str | None:
+    """``network`` (Excess Packet Loss toward the egress hop), ``upstream`` (the hop is
+    fine, the address beyond it loses more than the threshold), None (no excess loss),
+    or undecided."""
+    if r.verdict == "excess":
+        return Cause.NETWORK
+    if r.verdict not in ("clear", "rate_limited"):
+        return _UNDECIDED
+    if r.beyond_lower is None or r.beyond_upper is None:
+        return None
+    if r.beyond_lower > r.threshold:
+        return Cause.UPSTREAM
+    return _UNDECIDED if r.beyond_upper > r.threshold else None
+
+
+def _bridge_undecided(shows: list[Cause | str | None]) -> list[Cause | None]:
+    result: list[Cause | None] = []
+    for index, shown in enumerate(shows):
+        if isinstance(shown, Cause) or shown is None:
+            result.append(shown)
+            continue
+        before = result[-1] if result else None
+        after = next((x for x in shows[index + 1 :] if x != _UNDECIDED), None)
+        result.append(before if before is not None and before == after else None)
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class LossWindow:
+    """One egress-loss window, the span it stands for, and the loss it shows."""
+
+    round: EgressRound
+    span: tuple[int, int]
+    shows: Cause | None
 
 
 def _held_windows(
@@ -305,17 +351,6 @@ def _node_down_during(s: Situation, node_id: str, start_ns: int, end_ns: int) ->
         if reach is not None and any(reach[k] == FAIL for k in s.slots.covering(start_ns, end_ns)):
             return True
     return False
-
-
-def excess_window(r: EgressRound) -> bool:
-    """Excess Packet Loss toward the egress hop in this window."""
-    return r.verdict == "excess"
-
-
-def beyond_only(r: EgressRound) -> bool:
-    """Loss beyond the egress hop above the threshold, while the hop itself is fine."""
-    hop_fine = r.verdict in ("clear", "rate_limited")
-    return hop_fine and r.beyond_lower is not None and r.beyond_lower > r.threshold
 
 
 def _maintenance(s: Situation) -> None:

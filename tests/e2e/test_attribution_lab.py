@@ -432,7 +432,11 @@ def test_egress_loss_is_excess_at_3_percent_and_upstream_loss_shows_beyond(
     for check in _checks(alab, "egress_loss"):
         windows = alab.store.observations(check, *lossy.closed(), whole=True)
         assert windows, check
-        assert {w.verdict for w in windows} == {"excess"}, (check, windows)
+        # Excess, but for a window whose interval happened to reach down to 1% (a few
+        # in a thousand at 3%): undecided, never clear.
+        verdicts = Counter(w.verdict for w in windows)
+        assert set(verdicts) <= {"excess", "undecided"}, (check, windows)
+        assert verdicts["excess"] >= len(windows) - 1, (check, windows)
         detail = windows[0].detail["egress_loss"]
         assert detail["loss_lower_ratio"] > 0.01
         assert detail["beyond"]["loss_lower_ratio"] > 0.01  # its echoes cross the lossy link

@@ -458,3 +458,17 @@ def test_a_vm_noticed_a_round_before_its_hypervisor_is_affected_throughout() -> 
     incident = _only(lab.run())
     assert (incident.cause, incident.root.id) == (Cause.HOST, "hv1")
     assert [a.item_id for a in incident.affected] == ["vm1-node"]
+
+
+def test_an_undecided_window_inside_excess_loss_does_not_split_it() -> None:
+    middle = T0 + 130 * S
+
+    def windows(t: int) -> tuple[str, float | None]:
+        if middle <= t < middle + 3 * STEP:
+            return ("undecided", 0.0)  # too few echoes to tell, amid excess loss
+        return ("excess", 0.0) if FAULT[0] <= t < FAULT[1] else ("clear", 0.0)
+
+    lab = Lab()
+    lab.egress = windows
+    incident = _only(lab.run(), IncidentKind.DEGRADED)
+    assert (incident.start_ns, incident.end_ns) == FAULT
