@@ -179,16 +179,15 @@ def _lossy_windows(run: _Run, s: Situation) -> list[LossWindow]:
 
 def _still_open(run: _Run, s: Situation) -> bool:
     """Nothing newer contradicts it: for an outage, its items' views know nothing after
-    its last slot (results of the newest rounds are still to come); for loss, its newest
-    window is the newest window of its agents."""
+    its last slot (results of the newest rounds are still to come); for loss, the newest
+    window of one of its agents still shows it (the next may hold the loss on)."""
     if run.key.kind == IncidentKind.OUTAGE:
         later = range(run.last + 1, s.slots.count)
         items = {*run.items, *run.affected}
         return all(s.item_view[item][k] == NONE for item in items for k in later)
-    lossy = _lossy_windows(run, s)
     agents = {sign.subject for sign in run.signs if sign.signal == "egress"}
-    newest = max((w.round.start_ns for a in agents for w in s.loss_windows.get(a, ())), default=0)
-    return bool(lossy) and max(w.round.start_ns for w in lossy) >= newest
+    newest = [s.loss_windows[a][-1] for a in agents if s.loss_windows.get(a)]
+    return any(w.shows == run.key.cause for w in newest)
 
 
 def _incident(run: _Run, s: Situation) -> Incident:
