@@ -61,6 +61,10 @@ LOSS_FAULT = 60.0
 # Attribution runs every 2 s here; after a fault ends its incident settles within this
 # (the backfill of a cut-off segment included).
 VERDICT_TIMEOUT = 60.0
+# An incident's edges are its first and last failed round's, so they lie within one
+# check interval of the fault's; plus a quarter second for the agent's scheduling (a
+# round due 2 s after the previous one may start a few ms late) and the round itself.
+EDGE_TOLERANCE = CHECK_INTERVAL + 0.25
 ATTRIBUTION_OPTIONS = ("--attribution-interval", "2", "--attribution-lookback", "30m")
 # An agent cut off from the collector sends its spool once the path is back:
 # within TCP's retransmission backoff (or gRPC's reconnect backoff), well under this.
@@ -206,7 +210,7 @@ class Expected:
     items: frozenset[str]
     affected: frozenset[str] = frozenset()
     observed_cause: str | None = None
-    tolerance_s: float = CHECK_INTERVAL
+    tolerance_s: float = EDGE_TOLERANCE
 
 
 @dataclass(frozen=True)
