@@ -433,7 +433,7 @@ def test_runs_on_shifted_grids_give_the_same_incident(kind: IncidentKind) -> Non
     assert len(found) == 1, found
     ((start, end, still_open),) = found
     assert not still_open
-    assert start == FAULT[0]
+    assert (start, end) == FAULT
 
 
 def test_nodes_of_a_cut_segment_noticed_a_round_apart_make_one_incident() -> None:
