@@ -66,14 +66,22 @@ def _agent(subject: str, s: Situation, start_ns: int, end_ns: int) -> EvidenceLi
     slots = s.slots.covering(start_ns, end_ns)
     present = s.agent_present.get(subject, bytearray(s.slots.count))
     late = s.agent_late.get(subject, bytearray(s.slots.count))
-    silent = sum(1 for k in slots if not present[k])
+    # Slots after the newest batch window it sent are not silence: not reported yet.
+    reported_until = max((end for _, end in s.signals.coverage.get(subject, ())), default=None)
+    known = [
+        k for k in slots
+        if reported_until is None or s.slots.start_of(k + 1) <= reported_until
+    ]  # fmt: skip
+    silent = sum(1 for k in known if not present[k])
     backfilled = sum(1 for k in slots if late[k])
     seconds = s.slots.step_ns / 1e9
-    if silent == len(slots):
+    if not known:
+        text = f"agent {subject} has not reported this span yet"
+    elif silent == len(known):
         text = f"agent {subject} sent nothing for this span (none arrived later either)"
     elif silent:
         text = (
-            f"agent {subject} silent for {silent * seconds:.0f} s of {len(slots) * seconds:.0f} s"
+            f"agent {subject} silent for {silent * seconds:.0f} s of {len(known) * seconds:.0f} s"
         )
     else:
         text = f"agent {subject} ran throughout"

@@ -344,13 +344,40 @@ def _held_windows(
 
 
 def _node_down_during(s: Situation, node_id: str, start_ns: int, end_ns: int) -> bool:
-    """The node, or the hypervisor it runs on, unreachable in any slot of the span."""
+    """The node, or the hypervisor it runs on, unreachable at any moment of the span: all
+    its items failing from their customer view (exact rounds, not slots: a window that
+    began as the outage ended still lost echoes to it)."""
     node = s.topology.nodes.get(node_id)
     for candidate in (node_id, node.parent if node else None):
-        reach = s.node_reach.get(candidate or "")
-        if reach is not None and any(reach[k] == FAIL for k in s.slots.covering(start_ns, end_ns)):
+        spans = _unreachable_spans(s, candidate) if candidate else []
+        if any(a < end_ns and b > start_ns for a, b in spans):
             return True
     return False
+
+
+def _unreachable_spans(s: Situation, node_id: str) -> list[tuple[int, int]]:
+    """When every item on the node failed at once, as exact spans."""
+    items = s.topology.items_on(node_id)
+    if not items:
+        return []
+    common = _union(s.view_failures(items[0]))
+    for item in items[1:]:
+        common = _intersect(common, _union(s.view_failures(item)))
+    return common
+
+
+def _union(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for a, b in sorted(spans):
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    return merged
+
+
+def _intersect(left: list[tuple[int, int]], right: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    return [(max(a, c), min(b, d)) for a, b in left for c, d in right if max(a, c) < min(b, d)]
 
 
 def _maintenance(s: Situation) -> None:

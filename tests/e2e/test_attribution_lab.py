@@ -286,11 +286,15 @@ def _judge(scenario: str, alab: AttributionLab, fault: Fault, expected: Expected
     deadline = time.monotonic() + VERDICT_TIMEOUT
     while True:
         near = _near(alab, fault, expected.kind, margin)
-        settled = len(near) == 1 and not near[0]["open"] and _matches(near[0], expected)
+        # An outage explains the echoes it lost: no loss incident beside it either.
+        beside = _near(alab, fault, "degraded", 0) if expected.kind == "outage" else []
+        settled = (
+            len(near) == 1 and not near[0]["open"] and _matches(near[0], expected) and not beside
+        )
         if settled or time.monotonic() > deadline:
             break
         time.sleep(1.0)
-    verdict = Verdict(scenario, expected, False, _describe(near, fault))
+    verdict = Verdict(scenario, expected, False, _describe(near + beside, fault))
     if settled:
         incident = near[0]
         start_error = (incident["start_ns"] - fault.start_ns) / 1e9
