@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from collector.attribution.model import EvidenceLine, Root, Vantage
 from collector.attribution.rules import Sign
-from collector.attribution.situation import Situation
+from collector.attribution.situation import Situation, late_rounds
 
 __all__ = ["render_evidence"]
 
@@ -38,9 +38,8 @@ def _check(subject: str, s: Situation, start_ns: int, end_ns: int) -> EvidenceLi
     failed = [r for r in rounds if not r.ok]
     classes = Counter(r.error_class if r.error_class != "none" else r.outcome for r in failed)
     why = ", ".join(f"{name} x{count}" for name, count in classes.most_common())
-    late = sum(
-        1 for r in rounds if r.received_ns and r.received_ns - r.start_ns > s.settings.late_ns
-    )
+    late_spans = set(late_rounds(s, agent_id))
+    late = sum(1 for r in rounds if (r.start_ns, r.start_ns + max(r.duration_ns, 1)) in late_spans)
     text = (
         f"{check.kind} {check.target} from {agent_id} ({vantage}): "
         f"{len(failed)} of {len(rounds)} rounds failed" + (f" ({why})" if why else "")

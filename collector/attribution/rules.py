@@ -213,9 +213,16 @@ def segment_verdict(s: Situation, segment_id: str, k: int) -> Verdict | None:
     if len(nodes) < 2 or not all(s.down_near(n, k) for n in nodes):
         return None
     root = Root(RootScope.SEGMENT, segment_id)
-    agents = [a for n in s.topology.segments[segment_id].nodes if (a := s.agent_of(n))]
+    members = s.topology.segments[segment_id].nodes
+    agents = [a for n in members if (a := s.agent_of(n))]
     alive = [a for a in agents if s.present(a, k)]
-    signs = (Sign("segment", segment_id), *(Sign("agent", a) for a in agents))
+    checks = [
+        Sign("check", f"{c.agent_id}/{c.check_id}")
+        for n in members
+        for item in s.topology.items_on(n)
+        for c in s.topology.items[item].checks
+    ]
+    signs = (Sign("segment", segment_id), *checks, *(Sign("agent", a) for a in agents))
     if alive:
         return Verdict(Cause.NETWORK, root, Confidence.HIGH, signs)
     return Verdict(

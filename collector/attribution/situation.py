@@ -46,8 +46,9 @@ class Settings:
     # Slots: the shortest check interval, within these bounds.
     min_slot_ns: int = SECOND
     max_slot_ns: int = MINUTE
-    # A round that reached the collector this long after it ended was backfilled.
-    late_ns: int = 30 * SECOND
+    # A round that reached the collector this long after it ended (and three times the
+    # agent's usual delay) came from the spool: backfill.
+    late_ns: int = 5 * SECOND
 
 
 @dataclass
@@ -201,21 +202,34 @@ def _agents(s: Situation) -> None:
     they arrived) cover the whole slot. A slot the agent died in is not one it ran
     through: its last results there are no evidence that the node still worked. Without
     any coverage (results imported from elsewhere), its rounds tell. Late where rounds of
-    the slot arrived long after they ended."""
+    the slot arrived long after they ended (see ``late_rounds``)."""
     rounds: dict[str, list[tuple[int, int]]] = defaultdict(list)
-    late: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for (agent_id, _check), check in s.signals.checks.items():
-        for r in check.rounds:
-            end = r.start_ns + max(r.duration_ns, 1)
-            rounds[agent_id].append((r.start_ns, end))
-            if r.received_ns and r.received_ns - end > s.settings.late_ns:
-                late[agent_id].append((r.start_ns, end))
+        rounds[agent_id] += ((r.start_ns, r.start_ns + max(r.duration_ns, 1)) for r in check.rounds)
     for agent_id in s.topology.agent_nodes:
         coverage = s.signals.coverage.get(agent_id, ())
         s.agent_present[agent_id] = (
             mark_within(s.slots, coverage) if coverage else mark(s.slots, rounds[agent_id])
         )
-        s.agent_late[agent_id] = mark(s.slots, late[agent_id])
+        s.agent_late[agent_id] = mark(s.slots, late_rounds(s, agent_id))
+
+
+def late_rounds(s: Situation, agent_id: str) -> list[tuple[int, int]]:
+    """Rounds that reached the collector long after the agent's usual delay (its median
+    from a round's end to its batch's arrival: the flush interval and the network): at
+    least ``late_ns`` and three times that. They came from the spool, after a partition."""
+    found = [
+        (r.start_ns, r.start_ns + max(r.duration_ns, 1), r.received_ns)
+        for (agent, _check), check in s.signals.checks.items()
+        if agent == agent_id
+        for r in check.rounds
+        if r.received_ns
+    ]
+    if not found:
+        return []
+    usual = statistics.median_low(received - end for _, end, received in found)
+    bound = max(s.settings.late_ns, 3 * usual)
+    return [(start, end) for start, end, received in found if received - end > bound]
 
 
 def _nodes(s: Situation) -> None:
