@@ -13,7 +13,9 @@ Checked in this order, the first that holds decides:
    ``host`` after a reboot, else ``service``;
 6. the local check passes: ``upstream`` when loss beyond the egress hop is seen
    while the hop itself is fine, else ``network`` (the path to the item);
-7. nothing local to compare with: ``unknown``, naming what is missing.
+7. nothing local to compare with: ``customer`` with customer-side findings,
+   ``service`` when the node answered every failing check itself (refused, a bad
+   status: the path works), else ``unknown``, naming what is missing.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from collector.attribution.model import Confidence, Root, RootScope, Vantage
-from collector.attribution.situation import Situation, flagged
+from collector.attribution.situation import Situation, customer_view, flagged
 from collector.attribution.slots import FAIL, OK
 from collector.sla.model import Cause
 
@@ -145,11 +147,30 @@ def _no_local_view(s: Situation, item_id: str, k: int, view: tuple[Sign, ...]) -
         missing = f"a check of {item_id} from {node.id} itself (local vantage)"
         return Verdict(Cause.CUSTOMER, _item_root(item_id), Confidence.MEDIUM,
                        (*view, Sign("findings", node.id)), (missing,))  # fmt: skip
+    if _node_answered(s, item_id, k):
+        missing = f"host findings from {node.id} (customer-side or not)"
+        return Verdict(Cause.SERVICE, _item_root(item_id), Confidence.MEDIUM, view, (missing,))
     return Verdict(
         Cause.UNKNOWN, _item_root(item_id), Confidence.LOW, view,
         (f"a check of {item_id} from {node.id} itself or its hypervisor (local vantage), "
          "to tell the node's own failure from the path's",),
     )  # fmt: skip
+
+
+# Failures in which the node itself answered: the path to it works, the service does not.
+ANSWERED = frozenset(
+    {"connect_refused", "bad_status", "protocol_error", "read_timeout", "answer_mismatch"}
+)
+
+
+def _node_answered(s: Situation, item_id: str, k: int) -> bool:
+    """Every failing customer-view check of the item failed with an answer from the node
+    (refused, a bad status ...), not with silence (timeouts, unreachable)."""
+    classes = [
+        s.failed_class(c.agent_id, c.check_id, k) for c in customer_view(s.topology.items[item_id])
+    ]
+    failing = [c for c in classes if c is not None]
+    return bool(failing) and all(c in ANSWERED for c in failing)
 
 
 def _site_agents(s: Situation, site: str) -> list[str]:

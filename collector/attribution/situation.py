@@ -9,6 +9,7 @@ egress-loss verdicts, node reachability, and maintenance.
 
 from __future__ import annotations
 
+import bisect
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable
@@ -76,6 +77,7 @@ class Situation:
     # Each agent's usable egress windows: the span each stands for, the loss it shows.
     loss_windows: dict[str, list[LossWindow]] = field(default_factory=dict)
     maintenance: dict[str, list[str]] = field(default_factory=dict)  # item -> note per slot
+    _starts: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # rounds' starts
 
     # -- queries the rules use ---------------------------------------------
 
@@ -86,6 +88,20 @@ class Situation:
             for ref in customer_view(self.topology.items[item_id])
             for span in self.failures.get((ref.agent_id, ref.check_id), ())
         ]
+
+    def failed_class(self, agent_id: str, check_id: str, k: int) -> str | None:
+        """The error class of the check's failed round standing in slot ``k`` (None when
+        that round passed or there is none)."""
+        if self.check_state.get((agent_id, check_id), b"")[k : k + 1] != bytes((FAIL,)):
+            return None
+        rounds = self.signals.checks[(agent_id, check_id)].rounds
+        starts = self._starts.get((agent_id, check_id))
+        if starts is None:
+            starts = self._starts[(agent_id, check_id)] = [r.start_ns for r in rounds]
+        index = bisect.bisect_left(starts, self.slots.start_of(k + 1)) - 1
+        while index >= 0 and rounds[index].ok:
+            index -= 1
+        return rounds[index].error_class if index >= 0 else None
 
     def agent_of(self, node_id: str) -> str | None:
         return self.topology.nodes[node_id].agent

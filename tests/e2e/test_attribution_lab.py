@@ -50,6 +50,7 @@ from tests.e2e.attribution_lab import (
     lab_unavailable,
     unmount_stale_disks,
 )
+from tests.e2e.helpers import scrape_samples
 from tests.lab.netlab import remove_stale_namespaces
 
 # How long each fault lasts: several check intervals, so that some rounds lie
@@ -694,6 +695,40 @@ def test_web_server_stopped_in_an_announced_window_is_maintenance(alab: Attribut
     )
     assert incident["observed_cause"] == "service"
     _timed("nginx stopped inside a maintenance window", began)
+
+
+def test_prometheus_shows_the_verdicts_by_service_item_and_cause(alab: AttributionLab) -> None:
+    """What Grafana reads: downtime this month by item and cause (the scenarios above),
+    Excess Packet Loss by cause, every item up again, nothing open."""
+    samples = scrape_samples(alab.hosts["noc"], alab.metrics_url)
+    downtime = {
+        (labels["service_item"], labels["cause"]): value
+        for name, labels, value in samples
+        if name == "slawatch_service_item_downtime_seconds"
+    }
+    for item, cause in (("web", "service"), ("web", "customer"), ("web", "host"),
+                        ("web", "maintenance"), ("hv1-node", "host"), ("vm1-node", "host"),
+                        ("hv1-node", "network"), ("a2-node", "network")):  # fmt: skip
+        assert downtime.get((item, cause), 0) >= SHORT_FAULT - 2 * EDGE_TOLERANCE, (
+            item, cause, downtime)  # fmt: skip
+    assert ("b2-node", "network") not in downtime  # its partition was no outage
+    degraded = {
+        (labels["service_item"], labels["cause"])
+        for name, labels, value in samples
+        if name == "slawatch_service_item_degraded_seconds"
+        and value >= LOSS_FAULT - 2 * EGRESS_INTERVAL
+    }
+    assert {("web", "network"), ("web", "upstream")} <= degraded, degraded
+    states = {
+        labels["service_item"]: labels["state"]
+        for name, labels, value in samples
+        if name == "slawatch_service_item_state" and value == 1
+    }
+    assert states == dict.fromkeys(("web", "srv-node", "b2-node", "hv1-node", "a2-node",
+                                    "vm1-node"), "up"), states  # fmt: skip
+    open_now = [labels for name, labels, value in samples
+                if name == "slawatch_incidents_open" and value]  # fmt: skip
+    assert not open_now, open_now
 
 
 def _iso(seconds: int) -> str:

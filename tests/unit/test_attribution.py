@@ -472,3 +472,23 @@ def test_an_undecided_window_inside_excess_loss_does_not_split_it() -> None:
     lab.egress = windows
     incident = _only(lab.run(), IncidentKind.DEGRADED)
     assert (incident.start_ns, incident.end_ns) == FAULT
+
+
+@pytest.mark.parametrize(
+    ("error", "cause"),
+    [("connect_refused", Cause.SERVICE), ("connect_timeout", Cause.UNKNOWN)],
+)
+def test_without_a_local_check_a_node_that_answers_is_a_service_failure(
+    error: str, cause: Cause
+) -> None:
+    """No local result to compare with: a refusal from the node itself still shows the
+    path works (service); silence shows nothing (unknown, naming what is missing)."""
+    lab = Lab().fail("outside", "web", _during(error))
+    signals = lab.signals()
+    checks = {k: v for k, v in signals.checks.items() if k != ("srv", "web-local")}
+    without = Signals(checks, signals.host, signals.host_interval_ns, signals.egress,
+                      signals.coverage)  # fmt: skip
+    result = attribute(TOPOLOGY, without, T0, T0 + SPAN)
+    incident = _only(result)
+    assert (incident.cause, incident.root.id) == (cause, "web")
+    assert incident.missing
