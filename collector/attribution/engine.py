@@ -39,7 +39,7 @@ from collector.attribution.situation import (
     flagged,
 )
 from collector.attribution.slots import FAIL, NONE, OK
-from collector.sla.model import Cause
+from collector.sla.model import SECOND, Cause
 
 __all__ = ["Settings", "attribute"]
 
@@ -79,22 +79,49 @@ def attribute(
 ) -> AttributionResult:
     s = build_situation(topology, signals, start_ns, end_ns, settings or Settings())
     runs: dict[_Key, list[_Run]] = defaultdict(list)
+    previous: dict[str, Verdict] = {}
     for k in range(s.slots.count):
-        for key, verdict, item_id in _slot_verdicts(s, k):
+        for key, verdict, item_id in _slot_verdicts(s, k, previous):
             _extend(runs[key], key, k, verdict, item_id, s)
     incidents = [_incident(run, s) for key_runs in runs.values() for run in key_runs]
     incidents.sort(key=lambda i: (i.start_ns, i.root.scope, i.root.id, i.kind))
     return AttributionResult(start_ns, end_ns, tuple(incidents), _states(s))
 
 
-def _slot_verdicts(s: Situation, k: int) -> list[tuple[_Key, Verdict, str]]:
+def _slot_verdicts(
+    s: Situation, k: int, previous: dict[str, Verdict]
+) -> list[tuple[_Key, Verdict, str]]:
+    """Each down item's verdict in slot ``k`` (``previous``: each item's verdict in the
+    slot before, while it stays down)."""
     found: list[tuple[_Key, Verdict, str]] = []
     for item_id in s.topology.items:
-        if s.item_view[item_id][k] == FAIL:
-            verdict = item_verdict(s, item_id, k)
-            found.append((_outage_key(s, item_id, k, verdict), verdict, item_id))
+        if s.item_view[item_id][k] != FAIL:
+            previous.pop(item_id, None)
+            continue
+        if item_id in previous and _pending(s, item_id, k):
+            verdict = previous[item_id]  # its agent's results for this slot are still to come
+        else:
+            verdict = previous[item_id] = item_verdict(s, item_id, k)
+        found.append((_outage_key(s, item_id, k, verdict), verdict, item_id))
     found += _degraded(s, k)
     return found
+
+
+# An agent whose newest batch window ended less than this before the end of the span is
+# taken to be alive, its results in flight (batches come every flush interval).
+PENDING_NS = 30 * SECOND
+
+
+def _pending(s: Situation, item_id: str, k: int) -> bool:
+    """Slot ``k`` lies past the newest results of the agent that speaks for the item's
+    node (its own, or its hypervisor's for a VM), and that agent is not overdue: the
+    slot is not decided yet, the verdict of the slot before stands."""
+    node = s.topology.nodes[s.topology.items[item_id].node]
+    agent = node.agent or (s.agent_of(node.parent) if node.parent else None)
+    until = s.reported_until.get(agent or "")
+    if until is None:
+        return False
+    return s.slots.start_of(k + 1) > until and s.slots.start_of(s.slots.count) - until <= PENDING_NS
 
 
 def _outage_key(s: Situation, item_id: str, k: int, verdict: Verdict) -> _Key:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from collector.attribution.model import EvidenceLine, Root, Vantage
 from collector.attribution.rules import Sign
-from collector.attribution.situation import Situation, late_rounds
+from collector.attribution.situation import Situation
 
 __all__ = ["render_evidence"]
 
@@ -38,7 +38,7 @@ def _check(subject: str, s: Situation, start_ns: int, end_ns: int) -> EvidenceLi
     failed = [r for r in rounds if not r.ok]
     classes = Counter(r.error_class if r.error_class != "none" else r.outcome for r in failed)
     why = ", ".join(f"{name} x{count}" for name, count in classes.most_common())
-    late_spans = set(late_rounds(s, agent_id))
+    late_spans = s.late_spans.get(agent_id, set())
     late = sum(1 for r in rounds if (r.start_ns, r.start_ns + max(r.duration_ns, 1)) in late_spans)
     text = (
         f"{check.kind} {check.target} from {agent_id} ({vantage}): "
@@ -94,8 +94,9 @@ def _findings(subject: str, s: Situation, start_ns: int, end_ns: int) -> Evidenc
     if agent_id is None:
         return None
     seen: dict[tuple[str, str], None] = {}
-    for k in s.slots.covering(start_ns, end_ns):
-        seen.update(dict.fromkeys(s.findings.get(agent_id, [()] * s.slots.count)[k]))
+    per_slot = s.findings.get(agent_id, [])
+    for k in s.slots.covering(start_ns, end_ns) if per_slot else ():
+        seen.update(dict.fromkeys(per_slot[k]))
     rebooted = _reboot_after(s, agent_id, end_ns)
     if not seen and not rebooted:
         return EvidenceLine("host finding", f"host check on {subject}: no findings", agent_id)
@@ -116,13 +117,18 @@ def _reboot_after(s: Situation, agent_id: str, end_ns: int) -> bool:
 
 
 def _peers(subject: str, s: Situation, start_ns: int, end_ns: int) -> EvidenceLine | None:
-    return EvidenceLine("peers", f"reachable from outside meanwhile: {subject.replace(',', ', ')}")
+    return EvidenceLine(
+        "peers", f"reachable (customer view) meanwhile: {subject.replace(',', ', ')}"
+    )
 
 
 def _segment(subject: str, s: Situation, start_ns: int, end_ns: int) -> EvidenceLine | None:
     nodes = s.independent_nodes(subject)
-    return EvidenceLine("segment", f"every node of segment {subject} unreachable from outside: "
-                        + ", ".join(nodes))  # fmt: skip
+    vms = [vm for node in nodes for vm in s.topology.children(node)]
+    text = f"every node of segment {subject} unreachable (customer view): " + ", ".join(nodes)
+    return EvidenceLine(
+        "segment", text + (f" (and the VMs on them: {', '.join(vms)})" if vms else "")
+    )
 
 
 def _parent(subject: str, s: Situation, start_ns: int, end_ns: int) -> EvidenceLine | None:
@@ -141,7 +147,7 @@ def _egress(subject: str, s: Situation, start_ns: int, end_ns: int) -> EvidenceL
         f"egress loss from {subject} toward {rounds[0].target}: "
         + ", ".join(f"{v} x{n}" for v, n in verdicts.most_common())
         + f"; worst window loss in [{worst.loss_lower:.2%}, {worst.loss_upper:.2%}]"
-        f" against {worst.threshold:.0%}"
+        f" against {worst.threshold * 100:g}%"
     )
     beyond = [r for r in rounds if r.beyond_lower is not None]
     if beyond:

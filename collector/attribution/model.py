@@ -100,13 +100,27 @@ class Topology:
     items: dict[str, TopoItem]
     # agent id -> node id
     agent_nodes: dict[str, str] = field(default_factory=dict)
+    # Indexes, built once: the rules ask these for every down item and slot.
+    _items_by_node: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
+    _children: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_node: dict[str, list[str]] = {}
+        for item in self.items.values():
+            by_node.setdefault(item.node, []).append(item.id)
+        children: dict[str, list[str]] = {}
+        for node in self.nodes.values():
+            if node.parent is not None:
+                children.setdefault(node.parent, []).append(node.id)
+        object.__setattr__(self, "_items_by_node", {k: tuple(v) for k, v in by_node.items()})
+        object.__setattr__(self, "_children", {k: tuple(v) for k, v in children.items()})
 
     def children(self, node_id: str) -> tuple[str, ...]:
         """The VMs running on hypervisor ``node_id``."""
-        return tuple(n.id for n in self.nodes.values() if n.parent == node_id)
+        return self._children.get(node_id, ())
 
     def items_on(self, node_id: str) -> tuple[str, ...]:
-        return tuple(i.id for i in self.items.values() if i.node == node_id)
+        return self._items_by_node.get(node_id, ())
 
 
 # -- results ------------------------------------------------------------------

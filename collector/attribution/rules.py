@@ -137,8 +137,8 @@ def _path_failure(s: Situation, item_id: str, k: int, view: tuple[Sign, ...]) ->
     if upstream:
         signs = (*view, *(Sign("egress", a) for a in upstream))
         return Verdict(Cause.UPSTREAM, _beyond_root(s, node.segment), Confidence.MEDIUM, signs)
-    return Verdict(Cause.NETWORK, _item_root(item_id), Confidence.HIGH,
-                   (*view, Sign("agent", node.agent or "")))  # fmt: skip
+    agent = (Sign("agent", node.agent),) if node.agent else ()
+    return Verdict(Cause.NETWORK, _item_root(item_id), Confidence.HIGH, (*view, *agent))
 
 
 def _no_local_view(s: Situation, item_id: str, k: int, view: tuple[Sign, ...]) -> Verdict:
@@ -199,7 +199,8 @@ def node_down_verdict(s: Situation, node_id: str, k: int) -> Verdict | None:
     around it works; None while the node is reachable or its agent still runs."""
     node = s.topology.nodes[node_id]
     reach = s.node_reach.get(node_id)
-    if reach is None or reach[k] != FAIL or s.present(node.agent, k):
+    # Without an agent there is no silence to read: no host verdict from this rule.
+    if node.agent is None or reach is None or reach[k] != FAIL or s.present(node.agent, k):
         return None
     signs = (*(Sign("check", f"{c.agent_id}/{c.check_id}") for item in s.topology.items_on(node_id)
                for c in s.topology.items[item].checks),
@@ -227,6 +228,22 @@ def _reachable_peers(s: Situation, node_id: str, k: int) -> list[str]:
     return [n for n in candidates if s.node_reach[n][k] == OK]
 
 
+def _segment_signs(s: Situation, segment_id: str) -> tuple[Sign, ...]:
+    """The segment, its nodes' checks and its agents (the same for every slot: cached)."""
+    cached = s.segment_signs.get(segment_id)
+    if cached is None:
+        members = s.topology.segments[segment_id].nodes
+        checks = [
+            Sign("check", f"{c.agent_id}/{c.check_id}")
+            for n in members
+            for item in s.topology.items_on(n)
+            for c in s.topology.items[item].checks
+        ]
+        agents = [Sign("agent", a) for n in members if (a := s.agent_of(n))]
+        cached = s.segment_signs[segment_id] = (Sign("segment", segment_id), *checks, *agents)
+    return cached
+
+
 def segment_verdict(s: Situation, segment_id: str, k: int) -> Verdict | None:
     """Every node of the segment unreachable from outside (two at least: one node alone
     cannot tell its uplink from itself)."""
@@ -237,13 +254,7 @@ def segment_verdict(s: Situation, segment_id: str, k: int) -> Verdict | None:
     members = s.topology.segments[segment_id].nodes
     agents = [a for n in members if (a := s.agent_of(n))]
     alive = [a for a in agents if s.present(a, k)]
-    checks = [
-        Sign("check", f"{c.agent_id}/{c.check_id}")
-        for n in members
-        for item in s.topology.items_on(n)
-        for c in s.topology.items[item].checks
-    ]
-    signs = (Sign("segment", segment_id), *checks, *(Sign("agent", a) for a in agents))
+    signs = _segment_signs(s, segment_id)
     if alive:
         return Verdict(Cause.NETWORK, root, Confidence.HIGH, signs)
     return Verdict(

@@ -109,18 +109,22 @@ def load_signals(
         rows = conn.execute(_ROUNDS, (agent_id, start_ns - LOOKBACK_NS, end_ns)).fetchall()
         host_rounds: list[HostRound] = []
         egress_rounds: list[EgressRound] = []
-        for (check_id, kind, target), group in itertools.groupby(rows, key=lambda r: r[:3]):
+        # By check id alone: an inventory edit that changes a check's kind or target
+        # within the span keeps one series; the newest round says what it is now.
+        for check_id, group in itertools.groupby(rows, key=lambda r: r[0]):
             found = list(group)
+            kind, target = found[-1][1], found[-1][2]
             rounds = tuple(Round(r[3], r[4], r[5] == "ok", r[5], r[6], r[7]) for r in found)
             interval = median_gap(r.start_ns for r in rounds)
             checks[(agent_id, check_id)] = CheckRounds(
                 agent_id, check_id, kind, target, interval, rounds
             )
+            host_rounds += (_host_round(r[3], r[8]) for r in found if r[1] == "host")
+            egress_rounds += (
+                _egress_round(r[3], r[4], r[8], r[2]) for r in found if r[1] == "egress_loss"
+            )
             if kind == "host":
-                host_rounds += (_host_round(r[3], r[8]) for r in found)
                 host_interval[agent_id] = interval
-            elif kind == "egress_loss":
-                egress_rounds += (_egress_round(r[3], r[4], r[8], target) for r in found)
         host[agent_id] = tuple(sorted(host_rounds, key=lambda h: h.start_ns))
         egress[agent_id] = tuple(sorted(egress_rounds, key=lambda e: e.start_ns))
         coverage[agent_id] = tuple(

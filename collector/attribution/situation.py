@@ -14,6 +14,7 @@ import statistics
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from collector.attribution.model import CheckRef, NodeRole, TopoItem, Topology, Vantage
 from collector.attribution.signals import EgressRound, HostRound, Signals, median_gap
@@ -78,6 +79,11 @@ class Situation:
     loss_windows: dict[str, list[LossWindow]] = field(default_factory=dict)
     maintenance: dict[str, list[str]] = field(default_factory=dict)  # item -> note per slot
     _starts: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # rounds' starts
+    # Per agent: the (start, end) of rounds that came late, and the newest batch window end.
+    late_spans: dict[str, set[tuple[int, int]]] = field(default_factory=dict)
+    reported_until: dict[str, int] = field(default_factory=dict)
+    _unreachable: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    segment_signs: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # rules' cache
 
     # -- queries the rules use ---------------------------------------------
 
@@ -142,7 +148,7 @@ class Situation:
 
     def independent_nodes(self, segment_id: str) -> list[str]:
         """The segment's nodes that stand on their own (VMs follow their hypervisor),
-        and that the customer view knows about (have service items)."""
+        and that the customer view knows about (they, or their VMs, have items)."""
         return [
             n
             for n in self.topology.segments[segment_id].nodes
@@ -165,11 +171,10 @@ def build_situation(
         s.check_state[key], s.confirmed_state[key], s.failures[key] = check_states(
             check, slots, settings.hold_intervals, settings.confirm_rounds
         )
+    _agents(s)
     for item in topology.items.values():
         s.item_view[item.id] = _combine(s.confirmed_state, customer_view(item), slots)
-        local = [c for c in item.checks if c.vantage == Vantage.LOCAL]
-        s.item_local[item.id] = _combine(s.check_state, local, slots)
-    _agents(s)
+        s.item_local[item.id] = _local_view(s, item)
     _nodes(s)
     _host(s)
     _egress(s)
@@ -196,6 +201,21 @@ def customer_view(item: TopoItem) -> list[CheckRef]:
         if chosen:
             return chosen
     return []
+
+
+def _local_view(s: Situation, item: TopoItem) -> bytearray:
+    """The item's local checks, only where their agent was present: a round held on from
+    before the agent died is no evidence that the item still worked."""
+    local = bytearray(s.slots.count)
+    for ref in (c for c in item.checks if c.vantage == Vantage.LOCAL):
+        states = s.check_state.get((ref.agent_id, ref.check_id))
+        present = s.agent_present.get(ref.agent_id)
+        if states is None or present is None:
+            continue
+        for k, value in enumerate(states):
+            if present[k] and (value == FAIL or (value == OK and local[k] == NONE)):
+                local[k] = value
+    return local
 
 
 def _combine(
@@ -227,7 +247,10 @@ def _agents(s: Situation) -> None:
         s.agent_present[agent_id] = (
             mark_within(s.slots, coverage) if coverage else mark(s.slots, rounds[agent_id])
         )
-        s.agent_late[agent_id] = mark(s.slots, late_rounds(s, agent_id))
+        s.late_spans[agent_id] = set(late_rounds(s, agent_id))
+        s.agent_late[agent_id] = mark(s.slots, s.late_spans[agent_id])
+        if coverage:
+            s.reported_until[agent_id] = max(end for _, end in coverage)
 
 
 def late_rounds(s: Situation, agent_id: str) -> list[tuple[int, int]]:
@@ -250,11 +273,14 @@ def late_rounds(s: Situation, agent_id: str) -> list[tuple[int, int]]:
 
 def _nodes(s: Situation) -> None:
     """A node is reachable where any of its items is up from the customer view, and
-    unreachable where every item with a known view is down."""
-    by_node: dict[str, list[str]] = defaultdict(list)
-    for item in s.topology.items.values():
-        by_node[item.node].append(item.id)
-    for node_id, items in by_node.items():
+    unreachable where every item with a known view is down. A hypervisor without items
+    of its own is as reachable as the VMs on it."""
+    for node_id in s.topology.nodes:
+        items = list(s.topology.items_on(node_id))
+        if not items:
+            items = [i for vm in s.topology.children(node_id) for i in s.topology.items_on(vm)]
+        if not items:
+            continue
         intervals = [
             s.signals.checks[(c.agent_id, c.check_id)].interval_ns
             for item in items
@@ -263,11 +289,12 @@ def _nodes(s: Situation) -> None:
         ]
         s.view_slots[node_id] = max(1, -(-max(intervals, default=0) // s.slots.step_ns))
         reach = bytearray(s.slots.count)
+        views = [s.item_view[i] for i in items]
         for k in range(s.slots.count):
-            views = [s.item_view[i][k] for i in items]
-            if OK in views:
+            states = [view[k] for view in views]
+            if OK in states:
                 reach[k] = OK
-            elif FAIL in views:
+            elif FAIL in states:
                 reach[k] = FAIL
         s.node_reach[node_id] = reach
 
@@ -387,12 +414,14 @@ def _node_down_during(s: Situation, node_id: str, start_ns: int, end_ns: int) ->
 
 def _unreachable_spans(s: Situation, node_id: str) -> list[tuple[int, int]]:
     """When every item on the node failed at once, as exact spans."""
+    cached = s._unreachable.get(node_id)
+    if cached is not None:
+        return cached
     items = s.topology.items_on(node_id)
-    if not items:
-        return []
-    common = _union(s.view_failures(items[0]))
+    common = _union(s.view_failures(items[0])) if items else []
     for item in items[1:]:
         common = _intersect(common, _union(s.view_failures(item)))
+    s._unreachable[node_id] = common
     return common
 
 

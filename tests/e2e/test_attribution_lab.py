@@ -529,7 +529,7 @@ def test_srv_stopped_fails_every_check_of_it_and_its_agent_is_silent(
     )
     texts = " | ".join(e["text"] for e in incident["evidence"])
     assert "agent srv sent nothing" in texts, texts
-    assert "reachable from outside meanwhile: b2" in texts, texts
+    assert "reachable (customer view) meanwhile: b2" in texts, texts
     _timed("srv stopped and started", began)
 
 

@@ -6,6 +6,7 @@ these pin every rule at the unit seam, where time and signals are exact.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 import pytest
@@ -17,6 +18,7 @@ from collector.attribution.model import (
     IncidentKind,
     ItemState,
     RootScope,
+    Topology,
     Vantage,
 )
 from collector.attribution.signals import CheckRounds, EgressRound, HostRound, Round, Signals
@@ -270,7 +272,7 @@ def test_node_down_with_peers_reachable_is_host() -> None:
         Cause.HOST, RootScope.NODE, "srv")  # fmt: skip
     assert incident.items == ("srv-node", "web")
     _near_fault(incident)
-    assert any("reachable from outside meanwhile: b2" in e.text for e in incident.evidence)
+    assert any("reachable (customer view) meanwhile: b2" in e.text for e in incident.evidence)
 
 
 @pytest.mark.parametrize(
@@ -492,3 +494,34 @@ def test_without_a_local_check_a_node_that_answers_is_a_service_failure(
     incident = _only(result)
     assert (incident.cause, incident.root.id) == (cause, "web")
     assert incident.missing
+
+
+def test_the_newest_slots_await_the_agents_results_rather_than_blame_the_host() -> None:
+    """An outage still on at the end of the span, the node's agent alive but its newest
+    batch not in yet: one open incident, no `host` sliver at the end."""
+    lab = Lab().fail("outside", "ping-a2", _during("echo_timeout", (T0 + 200 * S, T0 + SPAN)))
+    signals = lab.signals()
+    coverage = {**signals.coverage, "a2": ((T0 - 60 * S, T0 + SPAN - 5 * S),)}
+    trailing = Signals(signals.checks, signals.host, signals.host_interval_ns, signals.egress,
+                       coverage)  # fmt: skip
+    incident = _only(attribute(TOPOLOGY, trailing, T0, T0 + SPAN))
+    assert incident.cause == Cause.NETWORK
+    assert incident.open
+
+
+def _without(service: str) -> Topology:
+    """The lab's topology without one service item and the checks defining it."""
+    data = copy.deepcopy(INVENTORY)
+    data["services"] = [s for s in data["services"] if s["id"] != service]  # type: ignore[attr-defined]
+    for entry in data["agents"].values():  # type: ignore[attr-defined]
+        entry["checks"] = [c for c in entry["checks"] if c.get("service") != service]
+    return topology_from_inventory(inventory_from_mapping(data))
+
+
+def test_a_hypervisor_without_items_of_its_own_still_takes_its_vms_down() -> None:
+    lab = Lab()
+    lab.fail("outside", "ping-vm1", _during("echo_timeout"))
+    lab.silent = {"hv1": FAULT}
+    incident = _only(attribute(_without("hv1-node"), lab.signals(), T0, T0 + SPAN))
+    assert (incident.cause, incident.root.id) == (Cause.HOST, "hv1")
+    assert [a.item_id for a in incident.affected] == ["vm1-node"]
