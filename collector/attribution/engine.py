@@ -181,14 +181,26 @@ def _extend(
 def _edges(run: _Run, s: Situation) -> tuple[int, int]:
     """The incident's start and end: the first and last failed round (or lossy window)
     behind its slots. A slot is a check interval long and rounds say when in it; the
-    edges then do not move with the slot grid from one run to the next."""
+    edges then do not move with the slot grid from one run to the next.
+
+    The rounds are those overlapping the incident's slots, and every failed round that
+    touches them in turn (a round that began in the slot after the last one is still the
+    same failure), at most one slot beyond either end."""
     start_ns, end_ns = s.slots.start_of(run.first), s.slots.start_of(run.last + 1)
-    inside = [(a, b) for a, b in _failed_spans(run, s) if a < end_ns and b > start_ns]
-    if not inside:
-        return start_ns, end_ns
     step = s.slots.step_ns
-    first = min(a for a, _ in inside)
-    last = max(b for _, b in inside)
+    near = sorted(
+        (a, b) for a, b in _failed_spans(run, s) if a < end_ns + step and b > start_ns - step
+    )
+    core = [(a, b) for a, b in near if a < end_ns and b > start_ns]
+    if not core:
+        return start_ns, end_ns
+    first, last = min(a for a, _ in core), max(b for _, b in core)
+    for a, b in near:  # sorted by start: each touching round extends the end
+        if first <= a <= last:
+            last = max(last, b)
+    for a, b in reversed(near):  # and each touching one before extends the start
+        if first <= b <= last or a <= first <= b:
+            first = min(first, a)
     return max(start_ns - step, first), min(end_ns + step, last)
 
 

@@ -198,9 +198,9 @@ def node_down_verdict(s: Situation, node_id: str, k: int) -> Verdict | None:
     """A node unreachable with its agent silent: its host, if peers show the network
     around it works; None while the node is reachable or its agent still runs."""
     node = s.topology.nodes[node_id]
-    reach = s.node_reach.get(node_id)
-    # Without an agent there is no silence to read: no host verdict from this rule.
-    if node.agent is None or reach is None or reach[k] != FAIL or s.present(node.agent, k):
+    # Without an agent there is no silence to read: no host verdict from this rule. The
+    # node's items go down up to a check interval apart (each check has its own phase).
+    if node.agent is None or s.present(node.agent, k) or not s.down_near(node_id, k):
         return None
     signs = (*(Sign("check", f"{c.agent_id}/{c.check_id}") for item in s.topology.items_on(node_id)
                for c in s.topology.items[item].checks),

@@ -157,6 +157,7 @@ class Lab:
         self.late: dict[str, tuple[int, int]] = {}  # rounds in span arrive after it
         self.findings: dict[str, Callable[[int], tuple[tuple[str, str], ...]]] = {}
         self.egress: Callable[[int], tuple[str, float | None]] = lambda t: ("clear", 0.0)
+        self.phases: dict[tuple[str, str], int] = {}  # a check's rounds this much later
 
     def fail(self, agent: str, check: str, fails: Fails) -> Lab:
         self.fails[(agent, check)] = fails
@@ -169,7 +170,8 @@ class Lab:
         for agent, entry in INVENTORY["agents"].items():  # type: ignore[attr-defined]
             for check in entry["checks"]:
                 key = (agent, check["id"])
-                rounds = tuple(self._round(agent, key, t) for t in self._starts(agent))
+                phase = self.phases.get(key, 0)
+                rounds = tuple(self._round(agent, key, t + phase) for t in self._starts(agent))
                 checks[key] = CheckRounds(agent, check["id"], check["kind"], "t", STEP, rounds)
             host[agent] = tuple(
                 HostRound(t, self.findings.get(agent, lambda _t: ())(t), 100.0)
@@ -525,3 +527,20 @@ def test_a_hypervisor_without_items_of_its_own_still_takes_its_vms_down() -> Non
     incident = _only(attribute(_without("hv1-node"), lab.signals(), T0, T0 + SPAN))
     assert (incident.cause, incident.root.id) == (Cause.HOST, "hv1")
     assert [a.item_id for a in incident.affected] == ["vm1-node"]
+
+
+def test_a_node_down_gives_the_same_edges_on_every_grid_whatever_its_checks_phases() -> None:
+    """srv's two items are checked at different phases; their last failed rounds end
+    0.9 s apart. The incident must end at the later one on every slot grid."""
+    lab = Lab()
+    lab.phases = {("outside", "ping-srv"): 9 * S // 10}
+    lab.fail("outside", "web", _during("connect_timeout"))
+    lab.fail("outside", "ping-srv", _during("echo_timeout"))
+    lab.silent = {"srv": FAULT}
+    signals = lab.signals()
+    edges = set()
+    for shift_ms in (0, 300, 700, 1100, 1300, 1900):
+        incident = _only(attribute(TOPOLOGY, signals, T0 - shift_ms * S // 1000, T0 + SPAN))
+        assert incident.cause == Cause.HOST
+        edges.add((incident.start_ns, incident.end_ns))
+    assert edges == {(FAULT[0], FAULT[1] + 9 * S // 10)}, edges
