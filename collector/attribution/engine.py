@@ -79,32 +79,92 @@ def attribute(
 ) -> AttributionResult:
     s = build_situation(topology, signals, start_ns, end_ns, settings or Settings())
     runs: dict[_Key, list[_Run]] = defaultdict(list)
-    previous: dict[str, Verdict] = {}
+    by_item = {
+        item_id: _edges_absorbed(s, item_id, _verdicts(s, item_id)) for item_id in s.topology.items
+    }
     for k in range(s.slots.count):
-        for key, verdict, item_id in _slot_verdicts(s, k, previous):
+        for item_id, verdicts in by_item.items():
+            verdict = verdicts[k]
+            if verdict is not None:
+                key = _outage_key(s, item_id, k, verdict)
+                _extend(runs[key], key, k, verdict, item_id, s)
+        for key, verdict, item_id in _degraded(s, k):
             _extend(runs[key], key, k, verdict, item_id, s)
     incidents = [_incident(run, s) for key_runs in runs.values() for run in key_runs]
     incidents.sort(key=lambda i: (i.start_ns, i.root.scope, i.root.id, i.kind))
     return AttributionResult(start_ns, end_ns, tuple(incidents), _states(s))
 
 
-def _slot_verdicts(
-    s: Situation, k: int, previous: dict[str, Verdict]
-) -> list[tuple[_Key, Verdict, str]]:
-    """Each down item's verdict in slot ``k`` (``previous``: each item's verdict in the
-    slot before, while it stays down)."""
-    found: list[tuple[_Key, Verdict, str]] = []
-    for item_id in s.topology.items:
-        if s.item_view[item_id][k] != FAIL:
-            previous.pop(item_id, None)
+def _verdicts(s: Situation, item_id: str) -> list[Verdict | None]:
+    """The item's verdict in every slot it is down (None where it is not). In slots past
+    the newest results of its node's agent, the verdict of the slot before stands."""
+    verdicts: list[Verdict | None] = [None] * s.slots.count
+    view = s.item_view[item_id]
+    for k in range(s.slots.count):
+        if view[k] != FAIL:
             continue
-        if item_id in previous and _pending(s, item_id, k):
-            verdict = previous[item_id]  # its agent's results for this slot are still to come
+        before = verdicts[k - 1] if k else None
+        pending = before is not None and _pending(s, item_id, k)
+        verdicts[k] = before if pending else item_verdict(s, item_id, k)
+    return verdicts
+
+
+def _edges_absorbed(
+    s: Situation, item_id: str, verdicts: list[Verdict | None]
+) -> list[Verdict | None]:
+    """Within one outage of the item, a different verdict lasting at most a check
+    interval at its very start or end gives way to its neighbour: there the item's local
+    round still standing is from before (or after) the outage, since every check has
+    its own phase; it is no evidence of a cause of its own."""
+    width = _absorb_slots(s, item_id)
+    result = list(verdicts)
+    for first, last in _down_runs(result):
+        parts = _same_verdict_parts(result, first, last)
+        if len(parts) < 2:
+            continue
+        (a, b), (c, d) = parts[0], parts[1]
+        if b - a <= width:
+            result[a:b] = [result[c]] * (b - a)
+        (a, b), (c, d) = parts[-2], parts[-1]
+        if d - c <= width and len(parts) > 1:
+            result[c:d] = [result[a]] * (d - c)
+    return result
+
+
+def _absorb_slots(s: Situation, item_id: str) -> int:
+    """How long a round of the item's checks may stand, in slots."""
+    intervals = [
+        s.signals.checks[(c.agent_id, c.check_id)].interval_ns
+        for c in s.topology.items[item_id].checks
+        if (c.agent_id, c.check_id) in s.signals.checks
+    ]
+    longest = int(max(intervals, default=s.slots.step_ns) * s.settings.hold_intervals)
+    return max(1, -(-longest // s.slots.step_ns))
+
+
+def _down_runs(verdicts: list[Verdict | None]) -> list[tuple[int, int]]:
+    runs: list[tuple[int, int]] = []
+    for k, verdict in enumerate(verdicts):
+        if verdict is None:
+            continue
+        if runs and runs[-1][1] == k:
+            runs[-1] = (runs[-1][0], k + 1)
         else:
-            verdict = previous[item_id] = item_verdict(s, item_id, k)
-        found.append((_outage_key(s, item_id, k, verdict), verdict, item_id))
-    found += _degraded(s, k)
-    return found
+            runs.append((k, k + 1))
+    return runs
+
+
+def _same_verdict_parts(
+    verdicts: list[Verdict | None], first: int, last: int
+) -> list[tuple[int, int]]:
+    parts: list[tuple[int, int]] = []
+    for k in range(first, last):
+        verdict = verdicts[k]
+        if parts and verdicts[parts[-1][0]] == verdict:
+            parts[-1] = (parts[-1][0], k + 1)
+        else:
+            parts.append((k, k + 1))
+    return parts
 
 
 # An agent whose newest batch window ended less than this before the end of the span is

@@ -185,7 +185,12 @@ def save_run(conn: sqlite3.Connection, result: AttributionResult, now_ns: int) -
     index = _Index(stored)
     taken: set[str] = set()
     tally = dict.fromkeys(Change, 0)
-    ordered = sorted(result.incidents, key=lambda i: (i.start_ns, i.kind.value, i.root.id))
+    # Longer incidents choose first, so two computed ones that could continue the same
+    # stored incident resolve the same way in every run (no flip-flopping versions).
+    ordered = sorted(
+        result.incidents,
+        key=lambda i: (i.start_ns, i.kind.value, i.root.id, i.start_ns - i.end_ns, i.cause.value),
+    )
     for computed in ordered:
         match = _best_match(computed, index, taken)
         if match is None:
@@ -251,9 +256,10 @@ def _match_keys(incident: Incident) -> list[tuple[str, str]]:
 
 def _best_match(computed: Incident, index: _Index, taken: set[str]) -> StoredIncident | None:
     """The stored incident ``computed`` continues: same kind, overlapping or touching,
-    sharing an item or the root; the same root first, then the longest overlap."""
+    sharing an item or the root; the same root first, then the same cause, then the
+    longest overlap."""
     best: StoredIncident | None = None
-    best_key: tuple[bool, int, int, str] | None = None
+    best_key: tuple[bool, bool, int, int, str] | None = None
     for candidate in index.sharing(computed).values():
         old = candidate.incident
         if candidate.id in taken or old.kind != computed.kind:
@@ -262,8 +268,8 @@ def _best_match(computed: Incident, index: _Index, taken: set[str]) -> StoredInc
             continue
         overlap = min(old.end_ns, computed.end_ns) - max(old.start_ns, computed.start_ns)
         # The id last: ties are broken the same way in every run.
-        key = (old.root == computed.root, overlap, -abs(old.start_ns - computed.start_ns),
-               candidate.id)  # fmt: skip
+        key = (old.root == computed.root, old.cause == computed.cause, overlap,
+               -abs(old.start_ns - computed.start_ns), candidate.id)  # fmt: skip
         if best_key is None or key > best_key:
             best, best_key = candidate, key
     return best

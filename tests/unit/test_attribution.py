@@ -544,3 +544,16 @@ def test_a_node_down_gives_the_same_edges_on_every_grid_whatever_its_checks_phas
         assert incident.cause == Cause.HOST
         edges.add((incident.start_ns, incident.end_ns))
     assert edges == {(FAULT[0], FAULT[1] + 9 * S // 10)}, edges
+
+
+def test_a_local_round_from_before_the_outage_does_not_make_a_network_sliver() -> None:
+    """The local check runs 1.5 s after the outside one: for the outage's first slot its
+    standing round is from before nginx stopped (ok). One `service` incident anyway."""
+    lab = Lab()
+    lab.phases = {("srv", "web-local"): 3 * S // 2}
+    for agent, check in (("outside", "web"), ("srv", "web-local"), ("b2", "web-peer")):
+        lab.fail(agent, check, _during("connect_refused"))
+    for shift_ms in (0, 700, 1300):
+        incident = _only(attribute(TOPOLOGY, lab.signals(), T0 - shift_ms * S // 1000, T0 + SPAN))
+        assert (incident.cause, incident.root.id) == (Cause.SERVICE, "web")
+        assert incident.start_ns == FAULT[0]

@@ -321,3 +321,18 @@ def test_a_failed_run_keeps_nothing(tmp_path: Path) -> None:
         assert check.execute("SELECT id, version FROM incidents").fetchall() == [
             ("inc-hv1-20260101T001000", 1)
         ]
+
+
+def test_two_incidents_that_could_continue_one_stored_resolve_the_same_way_every_run(
+    conn: sqlite3.Connection,
+) -> None:
+    """A short one of another cause touching a long one, same root and item: whichever
+    order a run lists them in, each keeps its own id and no version is added."""
+    sliver = outage(T0 + 10 * MINUTE, T0 + 10 * MINUTE + 2 * SECOND, cause=Cause.NETWORK)
+    main = outage(T0 + 10 * MINUTE, T0 + 20 * MINUTE, cause=Cause.SERVICE)
+    run(conn, main, sliver)
+    for order in ((sliver, main), (main, sliver), (sliver, main)):
+        summary = run(conn, *order)
+        assert summary.revised == 0, summary
+    versions = conn.execute("SELECT id, max(version), cause FROM incidents GROUP BY id").fetchall()
+    assert sorted((v, c) for _, v, c in versions) == [(1, "network"), (1, "service")]
