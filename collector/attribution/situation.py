@@ -206,28 +206,27 @@ def customer_view(item: TopoItem) -> list[CheckRef]:
 def _local_view(s: Situation, item: TopoItem) -> bytearray:
     """The item's local checks, only where their agent was present: a round held on from
     before the agent died is no evidence that the item still worked."""
-    local = bytearray(s.slots.count)
-    for ref in (c for c in item.checks if c.vantage == Vantage.LOCAL):
-        states = s.check_state.get((ref.agent_id, ref.check_id))
-        present = s.agent_present.get(ref.agent_id)
-        if states is None or present is None:
-            continue
-        for k, value in enumerate(states):
-            if present[k] and (value == FAIL or (value == OK and local[k] == NONE)):
-                local[k] = value
-    return local
+    local = [c for c in item.checks if c.vantage == Vantage.LOCAL]
+    return _combine(s.check_state, local, s.slots, s.agent_present)
 
 
 def _combine(
-    by_check: dict[tuple[str, str], bytearray], checks: list[CheckRef], slots: Slots
+    by_check: dict[tuple[str, str], bytearray],
+    checks: list[CheckRef],
+    slots: Slots,
+    present: dict[str, bytearray] | None = None,
 ) -> bytearray:
-    """Down where any of the checks fails, up where all known ones pass, else unknown."""
+    """Down where any of the checks fails, up where all known ones pass, else unknown;
+    with ``present``, a check counts only in slots its agent was present."""
     combined = bytearray(slots.count)
     for ref in checks:
         states = by_check.get((ref.agent_id, ref.check_id))
-        if states is None:
+        mask = present.get(ref.agent_id) if present is not None else None
+        if states is None or (present is not None and mask is None):
             continue
         for k, value in enumerate(states):
+            if mask is not None and not mask[k]:
+                continue
             if value == FAIL or (value == OK and combined[k] == NONE):
                 combined[k] = value
     return combined
