@@ -300,19 +300,141 @@ def pki_init(directory: Path, names: tuple[str, ...], days: int) -> None:
 @click.argument("agent_id")
 @_pki_dir
 @_days
-def pki_issue(agent_id: str, directory: Path, days: int) -> None:
-    """Make a client certificate for AGENT_ID (its common name is the agent's identity)."""
+@click.option(
+    "--renew-within",
+    type=click.IntRange(0, 3650),
+    metavar="DAYS",
+    help="If AGENT_ID has a certificate: keep it if it is this CA's and valid for more "
+    "than DAYS days (prints `unchanged`), else renew it (`renewed`; the old one is revoked "
+    "as superseded and kept in agents/retired/). Without it, an existing certificate is "
+    "an error.",
+)
+def pki_issue(agent_id: str, directory: Path, days: int, renew_within: int | None) -> None:
+    """Make a client certificate for AGENT_ID (its common name is the agent's identity).
+
+    Prints one line that starts with `issued`, `unchanged` or `renewed`."""
     from collector import pki as pki_module
+
+    _check_agent_id(agent_id)
+    if renew_within is not None and renew_within >= days:
+        click.echo(
+            f"slawatch-collector: warning: --renew-within {renew_within} is not below "
+            f"--days {days}, so the new certificate will be renewed again on the next run",
+            err=True,
+        )
+    try:
+        done = pki_module.ensure_agent(directory, agent_id, days, renew_within)
+    except CollectorError as exc:
+        _fail(str(exc))
+        return
+    cert = done.certificate
+    serial = pki_module.serial_hex(cert.serial_number)
+    expires = f"{cert.not_valid_after_utc:%Y-%m-%d}"
+    if done.action == "issued":
+        click.echo(f"issued {done.issued.cert_path} (serial {serial}, expires {expires}; "
+                   f"key {done.issued.key_path})")  # fmt: skip
+    elif done.action == "unchanged":
+        click.echo(f"unchanged {done.issued.cert_path} (serial {serial}, expires {expires}: "
+                   f"more than {renew_within} days left)")  # fmt: skip
+    else:
+        assert done.old_serial is not None
+        assert done.retired is not None
+        old = pki_module.serial_hex(done.old_serial)
+        what = (
+            f"old serial {old} revoked as superseded"
+            if done.old_revoked
+            else f"old serial {old} was not this CA's, so not in the CRL"
+        )
+        click.echo(f"renewed {done.issued.cert_path} (serial {serial}, expires {expires}; "
+                   f"{done.why}; {what}, kept in {done.retired.cert_path.parent})")  # fmt: skip
+
+
+@pki.command("revoke")
+@click.argument("agent_id")
+@_pki_dir
+@click.option(
+    "--reason",
+    default="unspecified",
+    show_default=True,
+    metavar="TEXT",
+    help="Why. key-compromise, superseded, cessation-of-operation, affiliation-changed, "
+    "privilege-withdrawn or ca-compromise go into the CRL as its reason code; any other "
+    "text is kept beside the revoked files (the CRL says unspecified).",
+)
+def pki_revoke(agent_id: str, directory: Path, reason: str) -> None:
+    """Revoke AGENT_ID's certificate: into DIR/crl.pem, its files to agents/revoked/.
+
+    The collector refuses it from then on, and ends its open streams. Prints one line that
+    starts with `revoked` or (revoked before) `unchanged`."""
+    from collector import pki as pki_module
+
+    _check_agent_id(agent_id)
+    try:
+        done = pki_module.revoke_agent(directory, agent_id, reason)
+    except CollectorError as exc:
+        _fail(str(exc))
+        return
+    serial = pki_module.serial_hex(done.serial)
+    if done.action == "unchanged":
+        click.echo(f"unchanged {agent_id}: revoked already (serial {serial}, {done.reason}); "
+                   f"it has no current certificate")  # fmt: skip
+        return
+    assert done.moved_to is not None
+    click.echo(f"revoked {agent_id} serial {serial} ({done.reason}); {done.crl_path} lists "
+               f"{done.crl_entries}; files in {done.moved_to.cert_path.parent}")  # fmt: skip
+
+
+@pki.command("list")
+@_pki_dir
+@click.option("--format", "output", default="table", show_default=True,
+              type=click.Choice(["table", "json"]))  # fmt: skip
+def pki_list(directory: Path, output: str) -> None:
+    """Every agent certificate (current, retired, revoked): serial, expiry, state."""
+    import json
+
+    from collector import pki as pki_module
+
+    try:
+        certificates = pki_module.list_agents(directory)
+    except CollectorError as exc:
+        _fail(str(exc))
+        return
+
+    def stamp(value: dt.datetime | None) -> str | None:
+        return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    rows = [
+        {
+            "agent_id": c.agent_id,
+            "serial": pki_module.serial_hex(c.serial),
+            "not_after": stamp(c.not_after),
+            "state": c.state,
+            "location": c.location,
+            "path": str(c.path),
+            "revoked_at": stamp(c.revoked_at),
+            "reason": c.reason,
+        }
+        for c in certificates
+    ]
+    if output == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return
+    columns = ("agent_id", "serial", "not_after", "state", "location", "reason")
+    table = [[str(row[name] or "") for name in columns] for row in rows]
+    widths = [
+        max([len(name)] + [len(cells[i]) for cells in table]) for i, name in enumerate(columns)
+    ]
+    for cells in [list(columns), *table]:
+        click.echo(
+            "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip()
+        )
+
+
+def _check_agent_id(agent_id: str) -> None:
     from collector.ingest.validate import ID_PATTERN
 
     if not ID_PATTERN.match(agent_id):
         _fail(f"agent id {agent_id!r} must match {ID_PATTERN.pattern}")
-    try:
-        issued = pki_module.issue_agent(directory, agent_id, days)
-    except CollectorError as exc:
-        _fail(str(exc))
-        return
-    click.echo(f"{issued.cert_path}\n{issued.key_path}")
 
 
 @main.command()
