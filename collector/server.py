@@ -20,6 +20,7 @@ from collector.attribution.topology import item_place, topology_from_inventory
 from collector.errors import ConfigError, StoreError
 from collector.exporters.metrics import CollectorMetrics
 from collector.ingest.config_push import ConfigDistributor
+from collector.ingest.revocation import RevocationList
 from collector.ingest.service import UplinkService
 from collector.ingest.validate import Limits
 from collector.inventory import Inventory
@@ -100,20 +101,28 @@ class CollectorServer:
         self.attribution: AttributionRunner | None = None
         self._attributing: asyncio.Task[None] | None = None
         self._syncing: set[asyncio.Task[None]] = set()
+        # With --tls-dir: its crl.pem, if any (gRPC itself cannot check a CRL).
+        self.revocations: RevocationList | None = None
+        self._watching_crl: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        credentials = None
+        if self.settings.tls_dir is not None:
+            credentials = server_credentials(self.settings.tls_dir)
+            # An unreadable or foreign CRL stops the start, as a bad inventory does.
+            self.revocations = RevocationList(self.settings.tls_dir)
         service = UplinkService(
             self.store, self.metrics, self.settings.limits,
             require_identity=self.settings.tls_dir is not None,
             max_streams=self.settings.max_streams, distributor=self.distributor,
+            revocations=self.revocations,
         )  # fmt: skip
         up_grpc.add_UplinkServicer_to_server(service, self._grpc)  # type: ignore[no-untyped-call]
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._grpc)
         try:
-            if self.settings.tls_dir is None:
+            if credentials is None:
                 self.grpc_port = self._grpc.add_insecure_port(self.settings.listen)
             else:
-                credentials = server_credentials(self.settings.tls_dir)
                 self.grpc_port = self._grpc.add_secure_port(self.settings.listen, credentials)
         except RuntimeError as exc:
             raise ConfigError(f"cannot listen on {self.settings.listen}: {exc}") from None
@@ -133,6 +142,8 @@ class CollectorServer:
             self.distributor.on_loaded = self._store_windows_soon
             self._watching = asyncio.create_task(self.distributor.watch())
             self._start_attribution(self.distributor)
+        if self.revocations is not None:
+            self._watching_crl = asyncio.create_task(self.revocations.run())
         await self._grpc.start()
         for name in ("", UPLINK_SERVICE):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -182,13 +193,18 @@ class CollectorServer:
         task.add_done_callback(self._syncing.discard)
 
     def reload_inventory(self) -> None:
-        """SIGHUP: read the inventory again (a bad file is logged and changes nothing)."""
+        """SIGHUP: read the inventory and the CRL again (a bad file is logged and changes
+        nothing; a CRL that revokes more ends those certificates' open streams)."""
         if self.distributor is not None:
             self.distributor.reload()
+        if self.revocations is not None:
+            self.revocations.reload()
 
     async def stop(self, grace: float = 5.0) -> None:
         if self._watching is not None:
             self._watching.cancel()
+        if self._watching_crl is not None:
+            self._watching_crl.cancel()
         if self._attributing is not None:
             self._attributing.cancel()
             # Before the store closes: a save it already queued is still committed.

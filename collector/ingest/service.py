@@ -24,6 +24,7 @@ from collector import __version__
 from collector.errors import InvalidMessage, StoreError
 from collector.exporters.metrics import CollectorMetrics
 from collector.ingest.config_push import ConfigDistributor
+from collector.ingest.revocation import CertificateWatch, RevocationList, peer_certificate
 from collector.ingest.validate import (
     Limits,
     validate_batch,
@@ -32,6 +33,7 @@ from collector.ingest.validate import (
     validate_heartbeat,
     validate_hello,
 )
+from collector.pki import common_name, serial_hex
 from collector.store.sqlite import BatchResult, Store
 from slawatch.v1 import uplink_pb2 as up
 from slawatch.v1 import uplink_pb2_grpc as up_grpc
@@ -63,8 +65,11 @@ class UplinkService(up_grpc.UplinkServicer):
         require_identity: bool = True,
         max_streams: int = 10_000,
         distributor: ConfigDistributor | None = None,
+        revocations: RevocationList | None = None,
     ) -> None:
         self._distributor = distributor
+        # With mTLS: the CRL, checked here because gRPC's Python API has no CRL option.
+        self._revocations = revocations
         self._store = store
         self._metrics = metrics
         self._limits = limits
@@ -83,6 +88,50 @@ class UplinkService(up_grpc.UplinkServicer):
         request_iterator: AsyncIterator[up.AgentMessage],
         context: Context,
     ) -> AsyncIterator[up.CollectorMessage]:
+        watch = await self._check_revocation(context)
+        try:
+            async for reply in self._stream(request_iterator, context, watch):
+                yield reply
+        finally:
+            if watch is not None and self._revocations is not None:
+                self._revocations.forget(watch)
+
+    async def _check_revocation(self, context: Context) -> CertificateWatch | None:
+        """Refuse a revoked certificate before anything else; follow any other one, so
+        that the stream ends when the CRL comes to list it. (gRPC's Python API has no CRL
+        option: the TLS handshake checks the chain to the CA only.)"""
+        if self._revocations is None:
+            return None
+        certificate = peer_certificate(context.auth_context())
+        if certificate is None:  # without one, the identity check refuses the stream
+            return None
+        self._revocations.refresh()
+        watch = self._revocations.watch(certificate, common_name(certificate))
+        if watch.ended.is_set():
+            self._revocations.forget(watch)
+            await self._refuse_revoked(context, watch)
+        return watch
+
+    async def _refuse_revoked(self, context: Context, watch: CertificateWatch) -> None:
+        revocation = watch.revocation
+        assert revocation is not None
+        self._metrics.rejections.labels("revoked").inc()
+        serial = serial_hex(watch.serial)
+        log.warning("%s: certificate serial %s of agent %r is revoked: stream refused",
+                    context.peer(), serial, watch.agent_id)  # fmt: skip
+        await context.abort(
+            grpc.StatusCode.PERMISSION_DENIED,
+            f"certificate serial {serial} of agent {watch.agent_id!r} was revoked "
+            f"({revocation.revoked_at:%Y-%m-%d %H:%M:%S}Z, {revocation.reason}); "
+            "the agent needs a new certificate",
+        )
+
+    async def _stream(
+        self,
+        request_iterator: AsyncIterator[up.AgentMessage],
+        context: Context,
+        watch: CertificateWatch | None,
+    ) -> AsyncIterator[up.CollectorMessage]:
         try:
             first = await asyncio.wait_for(anext(aiter(request_iterator), None), HELLO_TIMEOUT)
         except TimeoutError:
@@ -94,9 +143,11 @@ class UplinkService(up_grpc.UplinkServicer):
         agent_id = hello.agent_id
         if self._require_identity:
             await self._check_identity(agent_id, context)
+        if watch is not None and watch.ended.is_set():  # revoked while it said hello
+            await self._refuse_revoked(context, watch)
         await self._admit(agent_id, context)
         try:
-            async for reply in self._serve_stream(hello, request_iterator, context):
+            async for reply in self._serve_stream(hello, request_iterator, context, watch):
                 yield reply
         except asyncio.CancelledError:
             # The agent went away mid-stream; nothing is half-stored (writes are
@@ -128,6 +179,7 @@ class UplinkService(up_grpc.UplinkServicer):
         hello: up.Hello,
         request_iterator: AsyncIterator[up.AgentMessage],
         context: Context,
+        watch: CertificateWatch | None,
     ) -> AsyncIterator[up.CollectorMessage]:
         agent_id, epoch = hello.agent_id, hello.sequence_epoch
         try:
@@ -142,7 +194,7 @@ class UplinkService(up_grpc.UplinkServicer):
                     collector_version=__version__, last_stored_sequence=last_stored
                 )
             )
-            async for reply in self._replies(hello, request_iterator, context):
+            async for reply in self._replies(hello, request_iterator, context, watch):
                 yield reply
         finally:
             self._metrics.agent_disconnected(agent_id)
@@ -153,15 +205,21 @@ class UplinkService(up_grpc.UplinkServicer):
         hello: up.Hello,
         request_iterator: AsyncIterator[up.AgentMessage],
         context: Context,
+        watch: CertificateWatch | None,
     ) -> AsyncIterator[up.CollectorMessage]:
-        """Acks for the agent's messages, merged with configuration pushes."""
+        """Acks for the agent's messages, merged with configuration pushes; ended when
+        the stream's certificate is revoked."""
         outgoing: asyncio.Queue[up.CollectorMessage | None] = asyncio.Queue()
         tasks = [asyncio.create_task(self._answer(hello, request_iterator, context, outgoing))]
         if self._distributor is not None:
             tasks.append(asyncio.create_task(self._push(hello, outgoing)))
+        if watch is not None:
+            tasks.append(asyncio.create_task(_end_on(watch.ended, outgoing)))
         try:
             while (reply := await outgoing.get()) is not None:
                 yield reply
+            if watch is not None and watch.ended.is_set():
+                await self._refuse_revoked(context, watch)
             tasks[0].result()  # re-raise an abort of the reader here, in the handler
         finally:
             for task in tasks:
@@ -312,3 +370,11 @@ class UplinkService(up_grpc.UplinkServicer):
             log.warning("agent %s rejected config %r: %s", agent_id, status.version,
                         status.reason[:512])  # fmt: skip
         self._metrics.config_status(agent_id, status)
+
+
+async def _end_on(
+    event: asyncio.Event, outgoing: asyncio.Queue[up.CollectorMessage | None]
+) -> None:
+    """Wake the stream's handler (an end of the queue) when ``event`` is set."""
+    await event.wait()
+    outgoing.put_nowait(None)

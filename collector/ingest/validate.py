@@ -57,6 +57,7 @@ RULES = (
     "too_long",
     "protocol",
     "too_many_streams",
+    "revoked",
 )
 
 
