@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -171,9 +172,12 @@ class Deployment:
         path = f"{BIN}:{os.environ.get('PATH', '')}"
         env = {**os.environ, "ANSIBLE_CONFIG": str(self.config), "ANSIBLE_NOCOLOR": "1",
                "ANSIBLE_FORCE_COLOR": "0", "PATH": path}  # fmt: skip
+        started = time.monotonic()
         done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=PLAY_TIMEOUT)
         output = done.stdout + done.stderr
-        (self.work / "plays.log").open("a").write(f"==== {' '.join(options)}\n{output}\n")
+        took = time.monotonic() - started
+        with (self.work / "plays.log").open("a") as log:
+            log.write(f"==== play {' '.join(options)}: {took:.1f} s\n{output}\n")
         return PlayResult(done.returncode, output, parse_recap(done.stdout))
 
     def query(self, sql: str) -> list[list[Any]]:
