@@ -82,6 +82,12 @@ async def _acked(agent: LinkedAgent, count: int) -> None:
     await until(lambda: agent.stats.observations_acked == count, 10)
 
 
+async def _both_acked(a: LinkedAgent, b: LinkedAgent) -> None:
+    """Both agents streaming: each has its first observation acked."""
+    await _acked(a, 1)
+    await _acked(b, 1)
+
+
 async def _pki_cli(*argv: str) -> str:
     proc = await asyncio.create_subprocess_exec(
         COLLECTOR_CMD, "pki", *argv, stdout=asyncio.subprocess.PIPE,
@@ -145,12 +151,13 @@ def test_a_revoked_agent_is_refused_and_its_open_stream_ended(tmp_path: Path) ->
     async def scenario() -> None:
         server = CollectorServer(settings)
         await server.start()
-        a, task_a = _start(settings, "hv-a", d, "a")
-        b, task_b = _start(settings, "hv-b", d, "b")
+        (a, task_a), (b, task_b) = (
+            _start(settings, "hv-a", d, "a"),
+            _start(settings, "hv-b", d, "b"),
+        )
         tasks = [task_a, task_b]
         try:
-            await _acked(a, 1)
-            await _acked(b, 1)
+            await _both_acked(a, b)
             out = await _pki_cli("revoke", "hv-a", "--dir", str(d))
             assert out.startswith(f"revoked hv-a serial {serial_a} ")
             revoked_at = time.monotonic()
@@ -207,12 +214,13 @@ def test_a_renewed_agents_old_certificate_is_refused_and_the_new_one_accepted(
     async def scenario() -> None:
         server = CollectorServer(settings)
         await server.start()
-        a, task_a = _start(settings, "hv-a", d, "a")
-        b, task_b = _start(settings, "hv-b", d, "b")
+        (a, task_a), (b, task_b) = (
+            _start(settings, "hv-a", d, "a"),
+            _start(settings, "hv-b", d, "b"),
+        )
         tasks = [task_a, task_b]
         try:
-            await _acked(a, 1)
-            await _acked(b, 1)
+            await _both_acked(a, b)
             kept = await _pki_cli("issue", "hv-a", "--dir", str(d), "--renew-within", "3")
             assert kept.startswith("unchanged ")
             out = await _pki_cli("issue", "hv-a", "--dir", str(d), "--renew-within", "10")
