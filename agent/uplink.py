@@ -22,7 +22,7 @@ import logging
 import random
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +58,11 @@ RETRYABLE = frozenset({
 HINT_AFTER_FAILURES = 3
 BACKOFF_INITIAL = 0.5
 BACKOFF_MAX = 30.0
+# A session counts as healthy, and the backoff starts again at BACKOFF_INITIAL after it,
+# once the collector has acked a batch on it or it has stayed up this long. A hello ack
+# alone is not enough: a collector that takes the hello and then fails every stream
+# (its store failing, say) must not get every agent back twice a second.
+HEALTHY_SESSION = 5.0
 CHANNEL_OPTIONS = [
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_timeout_ms", 10_000),
@@ -87,8 +92,15 @@ class Uplink:
         heartbeat: Callable[[], up.Heartbeat],
         on_config: ConfigHandler | None = None,
         config_version: Callable[[], str] = lambda: "",
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._config = config
+        # The backoff's waits and the session's age (a seam for tests).
+        self._sleep = sleep
+        self._clock = clock
+        self._session_started: float | None = None
+        self._session_acked = False
         self._spool = spool
         self._heartbeat = heartbeat
         self._on_config = on_config
@@ -117,9 +129,10 @@ class Uplink:
         backoff = BACKOFF_INITIAL
         failures = 0
         while not (self._stopping and self.idle):
+            self._session_started = None
+            self._session_acked = False
             try:
                 await self._session()
-                backoff = BACKOFF_INITIAL
             except grpc.aio.AioRpcError as exc:
                 if exc.code() not in RETRYABLE:
                     raise UplinkError(
@@ -142,8 +155,25 @@ class Uplink:
                 self.stats.connected = False
             if self._stopping and self.idle:
                 return
-            await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
+            if self._session_was_healthy():
+                # This outage is a new one: start again from the shortest wait.
+                backoff = BACKOFF_INITIAL
+                failures = 0
+            await self._sleep(backoff * random.uniform(0.5, 1.0))
             backoff = min(BACKOFF_MAX, backoff * 2)
+
+    def _session_was_healthy(self) -> bool:
+        """The last session was established (hello acked) and then had a batch acked or
+        stayed up for HEALTHY_SESSION seconds."""
+        if self._session_started is None:
+            return False
+        return self._session_acked or self._clock() - self._session_started >= HEALTHY_SESSION
+
+    def _established(self) -> None:
+        """The collector acked the hello: a session is up."""
+        self._session_started = self._clock()
+        self.stats.connected = True
+        self.stats.sessions += 1
 
     def _hint_never_connected(self) -> None:
         """A TLS refusal looks like an unreachable collector; say what to check."""
@@ -217,8 +247,7 @@ class Uplink:
             first = await call.read()
             if not isinstance(first, up.CollectorMessage) or not first.HasField("hello_ack"):
                 raise ConnectionResetError("collector closed the stream before its hello ack")
-            self.stats.connected = True
-            self.stats.sessions += 1
+            self._established()
             log.info("connected to collector %s", address)
             # Whatever was in flight on an earlier stream is sent again, from disk.
             self._in_flight.clear()
@@ -277,6 +306,7 @@ class Uplink:
         batch = self._in_flight.pop(ack.sequence, None)
         if batch is None:
             return
+        self._session_acked = True
         if ack.status == up.BatchAck.STATUS_REJECTED:
             self.stats.batches_rejected += 1
             kept = self._spool.set_aside(batch, ack.reason)
