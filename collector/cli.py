@@ -90,7 +90,14 @@ def main(log_level: str) -> None:
     default=5_000,
     show_default=True,
     type=click.IntRange(1, 10_000_000),
-    help="Bound on exported per-check series.",
+    help="Ceiling on checks exported as per-check series, all agents together.",
+)
+@click.option(
+    "--max-check-series-per-agent",
+    default=1_000,
+    show_default=True,
+    type=click.IntRange(1, 10_000_000),
+    help="Bound on checks exported as per-check series, per agent (docs/metrics.md).",
 )
 @click.option(
     "--max-observation-age-days",
@@ -160,6 +167,7 @@ def run(
     db_path: Path,
     metrics_listen: str,
     max_check_series: int,
+    max_check_series_per_agent: int,
     max_observation_age_days: float,
     summary_interval: float,
     max_streams: int,
@@ -190,6 +198,7 @@ def run(
         metrics_port=metrics_port,
         limits=Limits(max_age_ns=int(max_observation_age_days * 86_400e9)),
         max_check_series=max_check_series,
+        max_check_series_per_agent=max_check_series_per_agent,
         tls_dir=tls_dir,
         max_streams=max_streams,
         inventory=inventory,

@@ -56,7 +56,9 @@ class CollectorSettings:
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9108
     limits: Limits = field(default_factory=Limits)
+    # Checks exported as per-check series: in all, and per agent (docs/metrics.md).
     max_check_series: int = 5_000
+    max_check_series_per_agent: int = 1_000
     # The PKI folder (`pki init`): mTLS, agents identified by their certificate.
     # None means plaintext without identities, only when asked for explicitly.
     tls_dir: Path | None = None
@@ -85,7 +87,10 @@ def server_credentials(tls_dir: Path) -> grpc.ServerCredentials:
 class CollectorServer:
     def __init__(self, settings: CollectorSettings) -> None:
         self.settings = settings
-        self.metrics = CollectorMetrics(max_check_series=settings.max_check_series)
+        self.metrics = CollectorMetrics(
+            max_check_series=settings.max_check_series,
+            max_check_series_per_agent=settings.max_check_series_per_agent,
+        )
         self.store = Store(settings.db_path)
         self.store.commit_seconds = self.metrics.commit_seconds.observe
         self.metrics.watch_sla(settings.db_path)

@@ -2,9 +2,13 @@
 
 Naming follows Prometheus conventions: base units (seconds, bytes, ratios),
 ``_total`` for counters, a ``slawatch_`` prefix. Label cardinality is bounded:
-per-check series carry only agent, check, kind and target, and at most
-``max_check_series`` distinct checks are exported; observations beyond that
-still get stored, and are counted in ``slawatch_metrics_series_limited_total``.
+per-check series carry only agent, check, kind and target, and the distinct
+checks exported are bounded twice: at most ``max_check_series_per_agent`` per
+agent, so that one agent's flood of check ids cannot crowd out the others, and
+at most ``max_check_series`` in all, for Prometheus's sake. Observations of a
+check refused by either still get stored, and are counted per agent and limit
+in ``slawatch_metrics_series_limited_total``; the first refusal of each agent
+by each limit is logged.
 
 The RTT histogram's buckets start at 25 us and double up to about 13 s, fine
 enough to tell LAN round trips apart (smokeping_prober uses the same idea).
@@ -12,9 +16,10 @@ enough to tell LAN round trips apart (smokeping_prober uses the same idea).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,6 +46,8 @@ if TYPE_CHECKING:
 # for nothing Grafana uses; the store keeps the real history.
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
+log = logging.getLogger(__name__)
+
 RTT_BUCKETS = tuple(25e-6 * 2**k for k in range(20))
 CHECK_LABELS = ("agent", "check", "kind", "target")
 
@@ -53,6 +60,49 @@ class _AgentState:
     heartbeat: up.Heartbeat | None = None
     heartbeat_received: float = 0.0
     config_status: up.ConfigStatus | None = None
+
+
+# The two limits on exported checks, as `limit` label values.
+PER_AGENT = "per_agent"
+TOTAL = "total"
+
+
+@dataclass(slots=True)
+class _SeriesBudget:
+    """One agent's use of the per-check series budget."""
+
+    # Distinct (check, kind, target) exported for the agent.
+    checks: int = 0
+    # Per limit that refused the agent a check: its counter child (made and logged on
+    # the first refusal, so later refusals are one dict lookup and an increment).
+    refused: dict[str, Counter] = field(default_factory=dict)
+
+
+class _SeriesBudgetCollector(Collector):
+    """How much of the per-check series budget each agent uses, and the limits."""
+
+    def __init__(self, budgets: dict[str, _SeriesBudget], per_agent: int, total: int) -> None:
+        self._budgets = budgets
+        self._limits = ((PER_AGENT, per_agent), (TOTAL, total))
+
+    def collect(self) -> Iterator[Metric]:
+        used = GaugeMetricFamily(
+            "slawatch_metrics_check_series",
+            "Distinct checks (check, kind, target) exported for the agent.",
+            labels=["agent"],
+        )
+        # A copy (atomic under the GIL): the event loop may add an agent meanwhile.
+        for agent_id, budget in sorted(self._budgets.copy().items()):
+            if budget.checks:
+                used.add_metric([agent_id], budget.checks)
+        limits = GaugeMetricFamily(
+            "slawatch_metrics_check_series_limit",
+            "Most distinct checks exported: per agent, and in all.",
+            labels=["limit"],
+        )
+        for name, value in self._limits:
+            limits.add_metric([name], value)
+        yield from (used, limits)
 
 
 class _AgentCollector(Collector):
@@ -221,11 +271,23 @@ FINDING_NAMES = {
 
 class CollectorMetrics:
     def __init__(
-        self, registry: CollectorRegistry | None = None, max_check_series: int = 5_000
+        self,
+        registry: CollectorRegistry | None = None,
+        max_check_series: int = 5_000,
+        max_check_series_per_agent: int = 1_000,
     ) -> None:
         self.registry = registry or CollectorRegistry()
         self._max_check_series = max_check_series
+        self._max_check_series_per_agent = max_check_series_per_agent
+        if max_check_series_per_agent >= max_check_series:
+            log.warning(
+                "--max-check-series-per-agent %d is not below --max-check-series %d: "
+                "one agent can take every exported check series",
+                max_check_series_per_agent,
+                max_check_series,
+            )
         self._check_series: set[tuple[str, str, str, str]] = set()
+        self._budgets: dict[str, _SeriesBudget] = {}
         self._agents: dict[str, _AgentState] = {}
         r = self.registry
         self.packets_sent = Counter(
@@ -337,7 +399,9 @@ class CollectorMetrics:
         )
         self.series_limited = Counter(
             "slawatch_metrics_series_limited_total",
-            "Stored observations not exported because the check series limit was reached.",
+            "Stored observations not exported because a check series limit was reached, "
+            "by agent and limit (per_agent, total).",
+            ("agent", "limit"),
             registry=r,
         )
         self.commit_seconds = Histogram(
@@ -347,6 +411,9 @@ class CollectorMetrics:
             registry=r,
         )
         r.register(_AgentCollector(self._agents))
+        r.register(
+            _SeriesBudgetCollector(self._budgets, max_check_series_per_agent, max_check_series)
+        )
 
     def watch_sla(self, db_path: Path) -> None:
         """Export each service item's month so far (collector/exporters/sla_metrics.py)."""
@@ -399,11 +466,8 @@ class CollectorMetrics:
 
     def _observe(self, agent_id: str, o: pb.Observation) -> None:
         key = (agent_id, o.check_id, KIND_NAMES[o.kind], o.target)
-        if key not in self._check_series:
-            if len(self._check_series) >= self._max_check_series:
-                self.series_limited.inc()
-                return
-            self._check_series.add(key)
+        if key not in self._check_series and not self._admit(key):
+            return
         self.packets_sent.labels(*key).inc(o.packets_sent)
         self.packets_received.labels(*key).inc(o.packets_received)
         self.rounds.labels(*key, OUTCOME_NAMES[o.outcome]).inc()
@@ -424,6 +488,42 @@ class CollectorMetrics:
             self._observe_tls(key, o.mail.tls if o.mail.HasField("tls") else None)
         elif detail == "host":
             self._host.observe(agent_id, o.check_id, o.host)
+
+    def _admit(self, key: tuple[str, str, str, str]) -> bool:
+        """Whether a check not exported yet may be: O(1), it runs per observation of a
+        refused check. The agent's own bound comes first, so an agent over it is told
+        so even when the collector is full too."""
+        agent_id = key[0]
+        budget = self._budgets.get(agent_id)
+        if budget is None:
+            budget = self._budgets[agent_id] = _SeriesBudget()
+        if budget.checks >= self._max_check_series_per_agent:
+            limit = PER_AGENT
+        elif len(self._check_series) >= self._max_check_series:
+            limit = TOTAL
+        else:
+            budget.checks += 1
+            self._check_series.add(key)
+            return True
+        refused = budget.refused.get(limit)
+        if refused is None:
+            refused = budget.refused[limit] = self.series_limited.labels(agent_id, limit)
+            if limit == PER_AGENT:
+                log.warning(
+                    "agent %s has %d checks exported, its limit "
+                    "(--max-check-series-per-agent): results of its further checks "
+                    "(first: %s) are stored, not exported",
+                    agent_id, budget.checks, key[1],
+                )  # fmt: skip
+            else:
+                log.warning(
+                    "%d checks exported, the limit (--max-check-series): results of "
+                    "further checks of agent %s (first: %s, it has %d exported) are "
+                    "stored, not exported",
+                    len(self._check_series), agent_id, key[1], budget.checks,
+                )  # fmt: skip
+        refused.inc()
+        return False
 
     def _observe_tls(self, key: tuple[str, str, str, str], tls: pb.TlsDetail | None) -> None:
         if tls is None:
