@@ -91,7 +91,8 @@ class CollectorServer:
             max_check_series=settings.max_check_series,
             max_check_series_per_agent=settings.max_check_series_per_agent,
         )
-        self.store = Store(settings.db_path)
+        # The running collector's store is locked: a second collector on it is refused.
+        self.store = Store(settings.db_path, exclusive=True)
         self.store.commit_seconds = self.metrics.commit_seconds.observe
         self.metrics.watch_sla(settings.db_path)
         self._grpc = grpc.aio.server(options=SERVER_OPTIONS)
@@ -99,9 +100,13 @@ class CollectorServer:
         self._http: object | None = None
         self.grpc_port = 0
         # Loaded now: an invalid inventory stops the collector before it listens.
-        self.distributor = (
-            ConfigDistributor(settings.inventory) if settings.inventory is not None else None
-        )
+        try:
+            self.distributor = (
+                ConfigDistributor(settings.inventory) if settings.inventory is not None else None
+            )
+        except BaseException:
+            self.store.close()  # and its lock: this collector never ran
+            raise
         self._watching: asyncio.Task[None] | None = None
         self.attribution: AttributionRunner | None = None
         self._attributing: asyncio.Task[None] | None = None

@@ -7,7 +7,9 @@ savepoint, so one failure cannot half-store another), commits with
 after ``await store.write_batch(...)`` therefore means "on disk".
 
 Readers (summary, tests, reports) open their own connections; WAL lets them
-read while the writer writes.
+read while the writer writes. The running collector opens its store
+``exclusive``: a lock file beside the db (``collector/store/lock.py``) refuses a
+second collector on the same store.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from collector.attribution.model import AttributionResult
 from collector.errors import CollectorError, StoreError
 from collector.store.coverage import SCHEMA_STEP_3, DropLoss, insert_drops, merge_window
 from collector.store.incidents import SCHEMA_STEP_6, SaveSummary, save_run
+from collector.store.lock import StoreLock
 from collector.store.places import SCHEMA_STEP_7
 from collector.store.sla_tables import SCHEMA_STEP_4, ImportRecords, TableCount, write_import
 from collector.store.windows import SCHEMA_STEP_5
@@ -189,10 +192,18 @@ class _Write:
 class Store:
     """Async front of the SQLite store; all writes are serialised on one thread."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, exclusive: bool = False) -> None:
+        """``exclusive``: hold the store's lock until ``close`` (the running collector),
+        so that a second one on the same store is refused before it writes anything.
+        Other writers (import, maintenance, override) and readers leave it out."""
         self.path = path
-        self._conn = connect(path)
-        migrate(self._conn, path)
+        self._lock = StoreLock.acquire(path) if exclusive else None
+        try:
+            self._conn = connect(path)
+            migrate(self._conn, path)
+        except BaseException:
+            self._release_lock()
+            raise
         self._queue: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._writer, name="store-writer", daemon=True)
         self._thread.start()
@@ -205,6 +216,11 @@ class Store:
         self._queue.put(None)
         self._thread.join(timeout=30)
         self._conn.close()
+        self._release_lock()
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
 
     async def _submit(self, action: Callable[[sqlite3.Connection], T]) -> T:
         write = _Write(action, asyncio.get_running_loop())
