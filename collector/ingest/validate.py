@@ -54,6 +54,7 @@ RULES = (
     "bad_packets",
     "bad_rtt",
     "bad_drop",
+    "duplicate_observation",
     "too_long",
     "protocol",
     "too_many_streams",
@@ -152,8 +153,20 @@ def validate_batch(batch: up.ObservationBatch, now_ns: int, limits: Limits) -> N
         )
     _validate_window(batch.window_start_unix_ns, batch.window_end_unix_ns, now_ns, limits)
     _validate_spool_drops(batch, limits)
+    # One round of a check is one observation, named by (check, start): a batch that
+    # carries one twice is broken, and storing it would count the round twice. (The
+    # same batch sent twice is not this: the store answers it DUPLICATE by sequence.)
+    rounds: dict[tuple[str, int], int] = {}
     for index, observation in enumerate(batch.observations):
         validate_observation(observation, f"observations[{index}]", now_ns, limits)
+        first = rounds.setdefault((observation.check_id, observation.start_unix_ns), index)
+        if first != index:
+            raise InvalidMessage(
+                "duplicate_observation",
+                f"observations[{index}].start_unix_ns: {observation.start_unix_ns} repeats "
+                f"observations[{first}] of check {observation.check_id!r} "
+                "(a round is one observation)",
+            )
 
 
 def _validate_window(start: int, end: int, now_ns: int, limits: Limits) -> None:

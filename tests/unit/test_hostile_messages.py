@@ -9,8 +9,9 @@ import sqlite3
 import time
 from pathlib import Path
 
+import pytest
 from google.protobuf.message import DecodeError
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from collector.errors import InvalidMessage
@@ -216,9 +217,11 @@ def valid_batches(draw: st.DrawFn) -> up.ObservationBatch:
     batch = up.ObservationBatch(sequence=sequence)
     drops = draw(st.lists(valid_drops(sequence), max_size=64)) if sequence > 1 else []
     batch.spool_drops.extend(drops)
+    # One observation per round: a (check, start) pair appears once in a batch.
     batch.observations.extend(
-        draw(st.lists(valid_observations(), min_size=0 if drops else 1, max_size=50))
-    )
+        draw(st.lists(valid_observations(), min_size=0 if drops else 1, max_size=50,
+                      unique_by=lambda o: (o.check_id, o.start_unix_ns)))
+    )  # fmt: skip
     if draw(st.booleans()):  # else 0, 0: an agent older than windows
         end = NOW + draw(st.integers(-(10**15), LIMITS.max_future_ns))
         batch.window_start_unix_ns = end - draw(st.integers(0, min(86_400 * 10**9, end - 1)))
@@ -234,3 +237,21 @@ def test_every_valid_batch_is_accepted_and_storable(batch: up.ObservationBatch) 
     for o in batch.observations:
         row = observation_row("agent", 1, batch.sequence, o)
         assert row[3] == o.check_id
+
+
+@given(valid_batches(), st.data())
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_a_round_repeated_inside_a_valid_batch_rejects_it(
+    batch: up.ObservationBatch, data: st.DataObject
+) -> None:
+    assume(len(batch.observations) > 0)
+    index = data.draw(st.integers(0, len(batch.observations) - 1))
+    repeat = pb.Observation()
+    repeat.CopyFrom(batch.observations[index])
+    repeat.error_detail = "the same round, told twice"
+    batch.observations.insert(data.draw(st.integers(index + 1, len(batch.observations))), repeat)
+    assume(len(batch.observations) <= LIMITS.max_batch_observations)
+    with pytest.raises(InvalidMessage) as info:
+        validate_batch(batch, NOW, LIMITS)
+    assert info.value.rule == "duplicate_observation"
+    assert f"repeats observations[{index}]" in info.value.reason

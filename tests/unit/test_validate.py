@@ -43,7 +43,28 @@ def batch_of(*observations: pb.Observation, sequence: int = 1) -> up.Observation
 
 
 def test_a_good_batch_passes() -> None:
-    validate_batch(batch_of(good_observation(), good_observation()), NOW, LIMITS)
+    later = good_observation()
+    later.start_unix_ns += 10**9  # the next round of the same check
+    validate_batch(batch_of(good_observation(), later), NOW, LIMITS)
+
+
+def test_a_check_twice_at_the_same_start_in_one_batch_rejects_it() -> None:
+    """One round is one observation: the same (check, start) twice would be stored twice."""
+    other_check, later = good_observation(), good_observation()
+    other_check.check_id = "icmp-2"  # another check may start at the same instant
+    later.start_unix_ns += 1
+    again = good_observation()
+    again.outcome = pb.OUTCOME_TIMEOUT  # a repeat need not be identical to count
+    batch = batch_of(good_observation(), other_check, later, again)
+    validate_batch(batch_of(*batch.observations[:3]), NOW, LIMITS)
+    with pytest.raises(InvalidMessage) as info:
+        validate_batch(batch, NOW, LIMITS)
+    assert info.value.rule == "duplicate_observation"
+    assert info.value.rule in RULES
+    assert info.value.reason == (
+        f"observations[3].start_unix_ns: {NOW - 10**9} repeats observations[0] of "
+        "check 'icmp-1' (a round is one observation)"
+    )
 
 
 def _mutate(change: Callable[[pb.Observation], None]) -> pb.Observation:
