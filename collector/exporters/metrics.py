@@ -33,7 +33,8 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from collector.ingest.config_push import ConfigDistributor
+from collector.ingest.config_push import RELOAD_RESULTS, ConfigDistributor
+from collector.ingest.validate import RULES
 from collector.store.coverage import DropLoss
 from collector.store.sqlite import ERROR_CLASS_NAMES, KIND_NAMES, OUTCOME_NAMES
 from slawatch.v1 import observation_pb2 as pb
@@ -51,6 +52,12 @@ log = logging.getLogger(__name__)
 RTT_BUCKETS = tuple(25e-6 * 2**k for k in range(20))
 CHECK_LABELS = ("agent", "check", "kind", "target")
 
+# Every `result` of slawatch_ingest_batches_total.
+BATCH_ACCEPTED = "accepted"
+BATCH_DUPLICATE = "duplicate"
+BATCH_REJECTED = "rejected"
+BATCH_RESULTS = (BATCH_ACCEPTED, BATCH_DUPLICATE, BATCH_REJECTED)
+
 
 @dataclass(slots=True)
 class _AgentState:
@@ -65,6 +72,7 @@ class _AgentState:
 # The two limits on exported checks, as `limit` label values.
 PER_AGENT = "per_agent"
 TOTAL = "total"
+LIMITS = (PER_AGENT, TOTAL)
 
 
 @dataclass(slots=True)
@@ -414,6 +422,15 @@ class CollectorMetrics:
         r.register(
             _SeriesBudgetCollector(self._budgets, max_check_series_per_agent, max_check_series)
         )
+        self._preinitialise()
+
+    def _preinitialise(self) -> None:
+        """Every label value known in advance gets its series now, at 0: a counter series
+        born at 1 is invisible to increase(), so an alert on it would miss the first event."""
+        for result in BATCH_RESULTS:
+            self.batches.labels(result)
+        for rule in RULES:
+            self.rejections.labels(rule)
 
     def watch_sla(self, db_path: Path) -> None:
         """Export each service item's month so far (collector/exporters/sla_metrics.py)."""
@@ -429,6 +446,9 @@ class CollectorMetrics:
         self.registry.register(AttributionCollector(runner))
 
     def watch_inventory(self, distributor: ConfigDistributor) -> None:
+        # Only a collector with an inventory has reloads: without one, no series.
+        for result in RELOAD_RESULTS:
+            self.inventory_reloads.labels(result)
         distributor.on_reload = lambda result: self.inventory_reloads.labels(result).inc()
 
     def _agent(self, agent_id: str) -> _AgentState:
@@ -438,6 +458,11 @@ class CollectorMetrics:
         state = self._agent(agent_id)
         state.open_streams += 1
         state.sessions += 1
+        # The agent's counters that alerts take increase() of, at 0 from its first
+        # stream on (labels() keeps a series that exists as it is).
+        self.observations_dropped.labels(agent_id)
+        for limit in LIMITS:
+            self.series_limited.labels(agent_id, limit)
 
     def agent_disconnected(self, agent_id: str) -> None:
         state = self._agent(agent_id)
@@ -449,7 +474,7 @@ class CollectorMetrics:
         state.heartbeat_received = time.time()
 
     def stored(self, agent_id: str, observations: list[pb.Observation]) -> None:
-        self.batches.labels("accepted").inc()
+        self.batches.labels(BATCH_ACCEPTED).inc()
         self.observations.inc(len(observations))
         for o in observations:
             self._observe(agent_id, o)

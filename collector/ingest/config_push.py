@@ -30,6 +30,11 @@ log = logging.getLogger(__name__)
 WATCH_INTERVAL = 1.0
 # What an agent the inventory does not list gets: no checks.
 _EMPTY_VERSION = "empty"
+# What ``on_reload`` is told after a reload: every value, so that the metrics can give
+# each its series before the first reload.
+RELOAD_OK = "ok"
+RELOAD_INVALID = "invalid"
+RELOAD_RESULTS = (RELOAD_OK, RELOAD_INVALID)
 
 
 class ConfigDistributor:
@@ -40,7 +45,7 @@ class ConfigDistributor:
         self._streams: collections.defaultdict[str, set[asyncio.Queue[up.ConfigPush]]] = (
             collections.defaultdict(set)
         )
-        # Told "ok" or "invalid" after each reload (the metrics count them).
+        # Told one of RELOAD_RESULTS after each reload (the metrics count them).
         self.on_reload: Callable[[str], None] = lambda _result: None
         # Given each inventory a reload accepted (the server stores its maintenance windows).
         self.on_loaded: Callable[[Inventory], None] = lambda _inventory: None
@@ -69,12 +74,12 @@ class ConfigDistributor:
         try:
             fresh = load_inventory(self.path)
         except InventoryError as exc:
-            self.on_reload("invalid")
+            self.on_reload(RELOAD_INVALID)
             log.error("inventory reload refused, agents keep their checks: %s", exc)
             return False
         before = {agent: self.push_for(agent).version for agent in self._streams}
         self.inventory = fresh
-        self.on_reload("ok")
+        self.on_reload(RELOAD_OK)
         self.on_loaded(fresh)
         changed = [a for a, version in before.items() if self.push_for(a).version != version]
         for agent_id in changed:

@@ -22,7 +22,7 @@ import grpc
 
 from collector import __version__
 from collector.errors import InvalidMessage, StoreError
-from collector.exporters.metrics import CollectorMetrics
+from collector.exporters.metrics import BATCH_DUPLICATE, BATCH_REJECTED, CollectorMetrics
 from collector.ingest.config_push import ConfigDistributor
 from collector.ingest.revocation import CertificateWatch, RevocationList, peer_certificate
 from collector.ingest.validate import (
@@ -325,7 +325,7 @@ class UplinkService(up_grpc.UplinkServicer):
         try:
             validate_batch(batch, now, self._limits)
         except InvalidMessage as exc:
-            self._metrics.batches.labels("rejected").inc()
+            self._metrics.batches.labels(BATCH_REJECTED).inc()
             self._metrics.rejections.labels(exc.rule).inc()
             log.warning("agent %s batch %d rejected: %s", agent_id, batch.sequence, exc.reason)
             return up.BatchAck(
@@ -337,7 +337,7 @@ class UplinkService(up_grpc.UplinkServicer):
             log.error("agent %s batch %d not stored: %s", agent_id, batch.sequence, exc)
             await context.abort(grpc.StatusCode.UNAVAILABLE, "store failed; resend later")
         if result is BatchResult.DUPLICATE:
-            self._metrics.batches.labels("duplicate").inc()
+            self._metrics.batches.labels(BATCH_DUPLICATE).inc()
             return up.BatchAck(sequence=batch.sequence, status=up.BatchAck.STATUS_DUPLICATE)
         self._metrics.stored(agent_id, list(batch.observations))
         self._metrics.spool_drops(agent_id, losses)

@@ -39,7 +39,10 @@ MAX_CONFIG_REASON = 4096
 # uint64 fields that are stored must fit SQLite's signed 64-bit integers.
 MAX_SQL_INTEGER = 2**63 - 1
 
-# Rule codes: the bounded vocabulary of rejections (metric label values).
+# Rule codes: the bounded vocabulary of rejections (metric label values). The one list:
+# every rule an InvalidMessage or a refusal in ingest/service.py names is here, and the
+# metrics give each its series at start (tests/unit/test_rejection_rules.py holds both
+# to it).
 RULES = (
     "unknown_field",
     "bad_identity",

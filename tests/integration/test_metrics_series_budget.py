@@ -128,7 +128,8 @@ def test_a_flood_of_check_ids_from_one_agent_leaves_another_agents_new_check_exp
         assert checks_of(samples, "hv-flood") == {f"gen-0-{i}" for i in range(1_000)}
         limited = "slawatch_metrics_series_limited_total"
         assert value(samples, limited, agent="hv-flood", limit="per_agent") == 5_000
-        assert value(samples, limited, agent="hv-b", limit="per_agent") is None
+        # Connected, never refused: 0 (every agent has the series from its first stream).
+        assert value(samples, limited, agent="hv-b", limit="per_agent") == 0
         assert value(samples, "slawatch_metrics_check_series", agent="hv-flood") == 1_000
         assert value(samples, "slawatch_metrics_check_series", agent="hv-b") == 2
         # Refused from /metrics, not from the store.
@@ -191,7 +192,7 @@ def test_the_options_bound_each_agent_under_the_ceiling_and_log_once(tmp_path: P
     assert sum(exported.values()) == 30
     limited = "slawatch_metrics_series_limited_total"
     assert value(samples, limited, agent="hv-a", limit="per_agent") == 75 - 20
-    assert value(samples, limited, agent="hv-a", limit="total") is None
+    assert value(samples, limited, agent="hv-a", limit="total") == 0
     assert value(samples, limited, agent="hv-b", limit="total") == 5 + 5
     assert value(samples, limited, agent="hv-c", limit="total") == 3
     assert value(samples, "slawatch_metrics_check_series_limit", limit="per_agent") == 20
