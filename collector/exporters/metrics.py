@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 
 RTT_BUCKETS = tuple(25e-6 * 2**k for k in range(20))
 CHECK_LABELS = ("agent", "check", "kind", "target")
+# The CHECK_LABELS values of one check.
+CheckKey = tuple[str, str, str, str]
 
 # Every `result` of slawatch_ingest_batches_total.
 BATCH_ACCEPTED = "accepted"
@@ -270,6 +272,48 @@ class _HostMetrics:
             self.reboots.labels(*key).inc()
 
 
+class _PathMetrics:
+    """The path check: each hop's loss in the check's last trace, and path changes.
+
+    Hop series carry the hop's address, so each trace's series replace the previous
+    trace's: a path that keeps changing (load balancing, a flapping route) cannot pile up
+    address labels, and a check has at most one trace's hops exported."""
+
+    def __init__(self, r: CollectorRegistry) -> None:
+        self.hop_loss = Gauge(
+            "slawatch_path_hop_loss_ratio",
+            "Loss of each hop in the check's last trace, (sent - received) / sent; "
+            'address "" for a hop that never answered.',
+            (*CHECK_LABELS, "ttl", "address"),
+            registry=r,
+        )
+        self.changes = Counter(
+            "slawatch_path_changes_total",
+            "Traces whose path differed from the check's previous trace.",
+            CHECK_LABELS,
+            registry=r,
+        )
+        # Per check, the (ttl, address) label values of its last trace's hop series.
+        self._hops: dict[CheckKey, set[tuple[str, str]]] = {}
+
+    def observe(self, key: CheckKey, path: pb.PathDetail) -> None:
+        changes = self.changes.labels(*key)  # at 0 from the first trace, for increase()
+        if path.changed:
+            changes.inc()
+        losses = {
+            (str(hop.ttl), hop.address): (hop.sent - hop.received) / hop.sent
+            for hop in path.hops
+            if hop.sent  # a TTL this trace did not probe has no loss to tell
+        }
+        for labels, loss in losses.items():
+            self.hop_loss.labels(*key, *labels).set(loss)
+        # By label values, not by `changed`: a hop answering now that did not before
+        # is no change of path, but its address label is new all the same.
+        for gone in self._hops.get(key, set()) - losses.keys():
+            self.hop_loss.remove(*key, *gone)
+        self._hops[key] = set(losses)
+
+
 FINDING_NAMES = {
     number: name.removeprefix("KIND_").lower()
     for name, number in pb.Finding.Kind.items()
@@ -372,6 +416,7 @@ class CollectorMetrics:
             registry=r,
         )
         self._host = _HostMetrics(r)
+        self._path = _PathMetrics(r)
         self.batches = Counter(
             "slawatch_ingest_batches_total",
             "Observation batches received, by result.",
@@ -513,6 +558,8 @@ class CollectorMetrics:
             self._observe_tls(key, o.mail.tls if o.mail.HasField("tls") else None)
         elif detail == "host":
             self._host.observe(agent_id, o.check_id, o.host)
+        elif detail == "path":
+            self._path.observe(key, o.path)
 
     def _admit(self, key: tuple[str, str, str, str]) -> bool:
         """Whether a check not exported yet may be: O(1), it runs per observation of a

@@ -282,8 +282,10 @@ MAX_DETAIL_STRING = 256
 def validate_detail(message: Message, path: str) -> None:
     """Walk a typed detail (HTTP, mail, DNS, host): no unknown fields at any depth,
     bounded strings and lists, finite non-negative numbers, ratios within [0, 1],
-    enums with known values. Generic, so a new detail message is covered as is."""
+    enums with known values, never more received than sent. Generic, so a new detail
+    message is covered as is."""
     _reject_unknown(message, path)
+    _check_answers(message, path)
     for field, value in message.ListFields():
         where = f"{path}.{field.name}"
         items = list(value) if field.is_repeated else [value]
@@ -294,6 +296,16 @@ def validate_detail(message: Message, path: str) -> None:
         for index, item in enumerate(items):
             item_path = f"{where}[{index}]" if field.is_repeated else where
             _validate_value(field, item, item_path)
+
+
+def _check_answers(message: Message, path: str) -> None:
+    """A detail counting its own probes (a path hop, an egress-loss hop): more answers
+    than probes is no loss ratio at all (the metrics compute (sent - received) / sent)."""
+    names = ("sent", "received")
+    if all(name in message.DESCRIPTOR.fields_by_name for name in names):
+        sent, received = (getattr(message, name) for name in names)
+        if received > sent:
+            raise InvalidMessage("bad_packets", f"{path}: received {received} of sent {sent}")
 
 
 def _validate_value(field: FieldDescriptor, value: object, path: str) -> None:

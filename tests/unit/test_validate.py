@@ -336,3 +336,23 @@ def test_egress_loss_detail_is_validated_like_any_detail() -> None:
     o.egress_loss.verdict = 9  # type: ignore[assignment]
     with pytest.raises(InvalidMessage, match=r"egress_loss\.verdict: 9"):
         validate_batch(batch_of(o), NOW, LIMITS)
+
+
+def test_a_hop_answering_more_probes_than_were_sent_rejects_the_batch() -> None:
+    """(sent - received) / sent is the hop's loss: more answers than probes is no ratio."""
+    o = good_observation()
+    o.kind = pb.CHECK_KIND_PATH
+    o.path.hops.add(ttl=1, address="198.18.0.1", sent=5, received=5)
+    o.path.hops.add(ttl=2, address="", sent=0, received=0)  # a TTL this trace did not probe
+    validate_batch(batch_of(o), NOW, LIMITS)
+    o.path.hops.add(ttl=3, address="198.18.0.2", sent=5, received=6)
+    with pytest.raises(InvalidMessage) as info:
+        validate_batch(batch_of(o), NOW, LIMITS)
+    assert info.value.rule == "bad_packets"
+    assert info.value.reason == "observations[0].path.hops[2]: received 6 of sent 5"
+    egress = good_observation()
+    egress.kind = pb.CHECK_KIND_EGRESS_LOSS
+    egress.egress_loss.verdict = pb.EgressLossDetail.VERDICT_CLEAR
+    egress.egress_loss.border.sent, egress.egress_loss.border.received = 3, 4
+    with pytest.raises(InvalidMessage, match=r"egress_loss\.border: received 4 of sent 3"):
+        validate_batch(batch_of(egress), NOW, LIMITS)
