@@ -314,6 +314,46 @@ class _PathMetrics:
         self._hops[key] = set(losses)
 
 
+class _EgressLossMetrics:
+    """The egress-loss check's last window: its verdict, the kube-state-metrics way (every
+    verdict a series, 1 on the window's, 0 on the others: a change moves the 1 and no
+    series comes or goes), and the 95% Wilson interval of the egress hop's loss."""
+
+    def __init__(self, r: CollectorRegistry) -> None:
+        self.verdict = Gauge(
+            "slawatch_egress_loss_verdict",
+            "1 on the verdict of the check's last window (clear, undecided, excess, "
+            "rate_limited), 0 on the others.",
+            (*CHECK_LABELS, "verdict"),
+            registry=r,
+        )
+        self.upper = Gauge(
+            "slawatch_egress_loss_upper_ratio",
+            "Upper 95% Wilson bound of the egress hop's loss in the check's last window.",
+            CHECK_LABELS,
+            registry=r,
+        )
+        self.lower = Gauge(
+            "slawatch_egress_loss_lower_ratio",
+            "Lower 95% Wilson bound of the egress hop's loss in the check's last window.",
+            CHECK_LABELS,
+            registry=r,
+        )
+
+    def observe(self, key: CheckKey, window: pb.EgressLossDetail) -> None:
+        # A window without a verdict (unspecified) leaves every verdict at 0.
+        for number, name in EGRESS_VERDICT_NAMES.items():
+            self.verdict.labels(*key, name).set(1.0 if window.verdict == number else 0.0)
+        self.upper.labels(*key).set(window.loss_upper_ratio)
+        self.lower.labels(*key).set(window.loss_lower_ratio)
+
+
+EGRESS_VERDICT_NAMES = {
+    number: name.removeprefix("VERDICT_").lower()
+    for name, number in pb.EgressLossDetail.Verdict.items()
+    if number != pb.EgressLossDetail.VERDICT_UNSPECIFIED
+}
+
 FINDING_NAMES = {
     number: name.removeprefix("KIND_").lower()
     for name, number in pb.Finding.Kind.items()
@@ -417,6 +457,7 @@ class CollectorMetrics:
         )
         self._host = _HostMetrics(r)
         self._path = _PathMetrics(r)
+        self._egress_loss = _EgressLossMetrics(r)
         self.batches = Counter(
             "slawatch_ingest_batches_total",
             "Observation batches received, by result.",
@@ -560,6 +601,8 @@ class CollectorMetrics:
             self._host.observe(agent_id, o.check_id, o.host)
         elif detail == "path":
             self._path.observe(key, o.path)
+        elif detail == "egress_loss":
+            self._egress_loss.observe(key, o.egress_loss)
 
     def _admit(self, key: tuple[str, str, str, str]) -> bool:
         """Whether a check not exported yet may be: O(1), it runs per observation of a

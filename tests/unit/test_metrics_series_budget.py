@@ -132,3 +132,40 @@ def test_a_per_agent_bound_at_the_ceiling_is_warned_about(
     with caplog.at_level(logging.WARNING, logger="collector.exporters.metrics"):
         CollectorMetrics()
     assert caplog.text == ""
+
+
+def test_a_refused_path_or_egress_loss_check_gets_none_of_their_series() -> None:
+    metrics = CollectorMetrics(max_check_series=10, max_check_series_per_agent=2)
+    observations = []
+    for n, kind in enumerate((pb.CHECK_KIND_PATH, pb.CHECK_KIND_EGRESS_LOSS) * 2):
+        o = pb.Observation(
+            check_id=f"c-{n}", kind=kind, target="198.18.0.2", start_unix_ns=1,
+            outcome=pb.OUTCOME_OK, packets_sent=4, packets_received=4,
+        )  # fmt: skip
+        if kind == pb.CHECK_KIND_PATH:
+            o.path.hops.add(ttl=1, address="198.18.0.2", sent=4, received=4)
+        else:
+            o.egress_loss.verdict = pb.EgressLossDetail.VERDICT_CLEAR
+        observations.append(o)
+    metrics.stored("a", observations)
+    samples = scrape(metrics)
+    family_checks = {
+        name: {dict(labels)["check"] for n, labels in samples if n == name}
+        for name in (
+            "slawatch_path_hop_loss_ratio",
+            "slawatch_path_changes_total",
+            "slawatch_egress_loss_verdict",
+            "slawatch_egress_loss_upper_ratio",
+            "slawatch_egress_loss_lower_ratio",
+        )
+    }
+    # The agent's first two checks are admitted, c-2 and c-3 are over its budget.
+    assert family_checks == {
+        "slawatch_path_hop_loss_ratio": {"c-0"},
+        "slawatch_path_changes_total": {"c-0"},
+        "slawatch_egress_loss_verdict": {"c-1"},
+        "slawatch_egress_loss_upper_ratio": {"c-1"},
+        "slawatch_egress_loss_lower_ratio": {"c-1"},
+    }
+    assert value(samples, "slawatch_metrics_series_limited_total", agent="a",
+                 limit="per_agent") == 2  # fmt: skip
