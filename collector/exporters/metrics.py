@@ -54,6 +54,10 @@ CHECK_LABELS = ("agent", "check", "kind", "target")
 # The CHECK_LABELS values of one check.
 CheckKey = tuple[str, str, str, str]
 
+# A batch's ack latency: from 1 ms (validate and commit on a quiet collector) to 10 s
+# (the store stalled), in 1-2.5-5 steps.
+ACK_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
 # Every `result` of slawatch_ingest_batches_total.
 BATCH_ACCEPTED = "accepted"
 BATCH_DUPLICATE = "duplicate"
@@ -466,6 +470,12 @@ class CollectorMetrics:
         )
         self.observations = Counter(
             "slawatch_ingest_observations_total", "Observations stored.", registry=r
+        )
+        self.ack_latency = Histogram(
+            "slawatch_ingest_ack_latency_seconds",
+            "From a batch's arrival to its ack being queued for sending (validate, store, commit).",
+            buckets=ACK_LATENCY_BUCKETS,
+            registry=r,
         )
         self.rejections = Counter(
             "slawatch_ingest_rejections_total",

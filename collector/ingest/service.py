@@ -235,9 +235,12 @@ class UplinkService(up_grpc.UplinkServicer):
     ) -> None:
         try:
             async for message in request_iterator:
+                received = time.perf_counter()
                 ack = await self._handle(hello.agent_id, hello.sequence_epoch, message, context)
                 if ack is not None:
                     outgoing.put_nowait(up.CollectorMessage(batch_ack=ack))
+                    # Queued is as far as the handler sees: the reply loop sends it next.
+                    self._metrics.ack_latency.observe(time.perf_counter() - received)
         finally:
             outgoing.put_nowait(None)
 

@@ -452,3 +452,37 @@ def test_a_hello_with_an_overlong_config_version_is_refused(tmp_path: Path) -> N
         await client.channel.close()
 
     run(tmp_path, scenario)
+
+
+def test_ack_latency_runs_from_a_batchs_arrival_to_its_queued_ack(tmp_path: Path) -> None:
+    """A store that takes 0.3 s per batch: the accepted batch's latency includes it (so the
+    clock starts before validation and stops after the commit); the rejected one never
+    reaches the store; a heartbeat gets no ack and no latency."""
+
+    async def scenario(server: CollectorServer) -> None:
+        write_batch = server.store.write_batch
+
+        async def slow_write(*args: object) -> object:
+            await asyncio.sleep(0.3)
+            return await write_batch(*args)  # type: ignore[arg-type]
+
+        server.store.write_batch = slow_write  # type: ignore[method-assign]
+        client = Client(server)
+        await client.send(hello())
+        ack = (await client.send(batch(1, observation()))).batch_ack
+        assert ack.status == up.BatchAck.STATUS_ACCEPTED
+        await client.call.write(up.AgentMessage(heartbeat=up.Heartbeat()))
+        bad = observation()
+        bad.duration_ns = -1
+        ack = (await client.send(batch(2, bad))).batch_ack
+        assert ack.status == up.BatchAck.STATUS_REJECTED
+        samples = metric_samples(server)
+        latency = "slawatch_ingest_ack_latency_seconds"
+        assert samples[key(f"{latency}_count")] == 2
+        assert samples[key(f"{latency}_bucket", le="0.25")] == 1  # the rejected one
+        assert samples[key(f"{latency}_bucket", le="0.5")] == 2
+        assert samples[key(f"{latency}_bucket", le="10.0")] == 2
+        assert 0.3 <= samples[key(f"{latency}_sum")] < 0.5
+        await client.close()
+
+    run(tmp_path, scenario)
