@@ -73,6 +73,8 @@ class _AgentState:
     heartbeat: up.Heartbeat | None = None
     heartbeat_received: float = 0.0
     config_status: up.ConfigStatus | None = None
+    # notAfter (Unix seconds) of the client certificate of its last stream (mTLS only).
+    certificate_not_after: float | None = None
 
 
 # The two limits on exported checks, as `limit` label values.
@@ -165,9 +167,16 @@ class _AgentCollector(Collector):
             "1, labelled with the last pushed config version the agent answered for.",
             labels=["agent", "version", "accepted"],
         )
+        certificate = GaugeMetricFamily(
+            "slawatch_agent_certificate_expiry_timestamp_seconds",
+            "When the client certificate of the agent's last stream expires (notAfter).",
+            labels=["agent"],
+        )
         for agent_id, state in sorted(self._agents.items()):
             connected.add_metric([agent_id], 1.0 if state.open_streams else 0.0)
             sessions.add_metric([agent_id], state.sessions)
+            if state.certificate_not_after is not None:
+                certificate.add_metric([agent_id], state.certificate_not_after)
             status = state.config_status
             if status is not None:
                 accepted = "true" if status.accepted else "false"
@@ -182,7 +191,8 @@ class _AgentCollector(Collector):
             load.add_metric([agent_id], host.load1)
             memory.add_metric([agent_id], host.memory_used_ratio)
             boot.add_metric([agent_id], host.boot_time_unix)
-        yield from (connected, sessions, config, last, rss, cpu, skipped, load, memory, boot)
+        yield from (connected, sessions, certificate, config, last, rss, cpu, skipped, load,
+                    memory, boot)  # fmt: skip
 
 
 class _HostMetrics:
@@ -550,10 +560,14 @@ class CollectorMetrics:
     def _agent(self, agent_id: str) -> _AgentState:
         return self._agents.setdefault(agent_id, _AgentState())
 
-    def agent_connected(self, agent_id: str) -> None:
+    def agent_connected(self, agent_id: str, certificate_not_after: float | None = None) -> None:
+        """A stream of the agent was admitted; ``certificate_not_after`` is when its client
+        certificate expires (None without mTLS)."""
         state = self._agent(agent_id)
         state.open_streams += 1
         state.sessions += 1
+        if certificate_not_after is not None:
+            state.certificate_not_after = certificate_not_after
         # The agent's counters that alerts take increase() of, at 0 from its first
         # stream on (labels() keeps a series that exists as it is).
         self.observations_dropped.labels(agent_id)

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 import grpc
+from cryptography import x509
 
 from collector import __version__
 from collector.errors import InvalidMessage, StoreError
@@ -88,21 +89,24 @@ class UplinkService(up_grpc.UplinkServicer):
         request_iterator: AsyncIterator[up.AgentMessage],
         context: Context,
     ) -> AsyncIterator[up.CollectorMessage]:
-        watch = await self._check_revocation(context)
+        # The verified client certificate (None without mTLS), parsed once per stream.
+        certificate = peer_certificate(context.auth_context())
+        watch = await self._check_revocation(context, certificate)
         try:
-            async for reply in self._stream(request_iterator, context, watch):
+            async for reply in self._stream(request_iterator, context, watch, certificate):
                 yield reply
         finally:
             if watch is not None and self._revocations is not None:
                 self._revocations.forget(watch)
 
-    async def _check_revocation(self, context: Context) -> CertificateWatch | None:
+    async def _check_revocation(
+        self, context: Context, certificate: x509.Certificate | None
+    ) -> CertificateWatch | None:
         """Refuse a revoked certificate before anything else; follow any other one, so
         that the stream ends when the CRL comes to list it. (gRPC's Python API has no CRL
         option: the TLS handshake checks the chain to the CA only.)"""
         if self._revocations is None:
             return None
-        certificate = peer_certificate(context.auth_context())
         if certificate is None:  # without one, the identity check refuses the stream
             return None
         self._revocations.refresh()
@@ -131,6 +135,7 @@ class UplinkService(up_grpc.UplinkServicer):
         request_iterator: AsyncIterator[up.AgentMessage],
         context: Context,
         watch: CertificateWatch | None,
+        certificate: x509.Certificate | None,
     ) -> AsyncIterator[up.CollectorMessage]:
         try:
             first = await asyncio.wait_for(anext(aiter(request_iterator), None), HELLO_TIMEOUT)
@@ -147,7 +152,9 @@ class UplinkService(up_grpc.UplinkServicer):
             await self._refuse_revoked(context, watch)
         await self._admit(agent_id, context)
         try:
-            async for reply in self._serve_stream(hello, request_iterator, context, watch):
+            async for reply in self._serve_stream(
+                hello, request_iterator, context, watch, certificate
+            ):
                 yield reply
         except asyncio.CancelledError:
             # The agent went away mid-stream; nothing is half-stored (writes are
@@ -180,6 +187,7 @@ class UplinkService(up_grpc.UplinkServicer):
         request_iterator: AsyncIterator[up.AgentMessage],
         context: Context,
         watch: CertificateWatch | None,
+        certificate: x509.Certificate | None,
     ) -> AsyncIterator[up.CollectorMessage]:
         agent_id, epoch = hello.agent_id, hello.sequence_epoch
         try:
@@ -187,7 +195,9 @@ class UplinkService(up_grpc.UplinkServicer):
         except StoreError as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"store unavailable: {exc}")
         log.info("agent %s connected from %s (epoch %d)", agent_id, context.peer(), epoch)
-        self._metrics.agent_connected(agent_id)
+        # Its identity was checked: the expiry is of this agent's own certificate.
+        not_after = certificate.not_valid_after_utc.timestamp() if certificate else None
+        self._metrics.agent_connected(agent_id, not_after)
         try:
             yield up.CollectorMessage(
                 hello_ack=up.HelloAck(
