@@ -2,16 +2,23 @@
 
 Naming follows Prometheus conventions: base units (seconds, bytes, ratios),
 ``_total`` for counters, a ``slawatch_`` prefix. Label cardinality is bounded:
-per-check series carry only agent, check, kind and target, and the distinct
-checks exported are bounded twice: at most ``max_check_series_per_agent`` per
-agent, so that one agent's flood of check ids cannot crowd out the others, and
-at most ``max_check_series`` in all, for Prometheus's sake. Observations of a
-check refused by either still get stored, and are counted per agent and limit
-in ``slawatch_metrics_series_limited_total``; the first refusal of each agent
-by each limit is logged.
+per-check series carry agent, check, kind and target (plus, per kind, labels
+with a bounded set of values: a host check's mounts and interfaces, an
+egress-loss verdict, the ttl and address of each hop of a path check's last
+trace only), and the distinct checks exported are bounded twice: at most
+``max_check_series_per_agent`` per agent, so that one agent's flood of check
+ids cannot crowd out the others, and at most ``max_check_series`` in all, for
+Prometheus's sake. Observations of a check refused by either still get
+stored, and are counted per agent and limit in
+``slawatch_metrics_series_limited_total``; the first refusal of each agent by
+each limit is logged.
 
 The RTT histogram's buckets start at 25 us and double up to about 13 s, fine
 enough to tell LAN round trips apart (smokeping_prober uses the same idea).
+
+Counters that alerts take increase() of exist at 0 before their first event:
+every label value known in advance from the start, an agent's from its first
+stream.
 """
 
 from __future__ import annotations
